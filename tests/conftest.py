@@ -1,0 +1,19 @@
+"""Shared test fixtures: the real data samples in ../shared/data (see its README.md)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("SAMPLING_ARGMAX_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the real data samples; skips the test when the folder is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(
+            f"real data samples not found at {SHARED_DATA}: put the shared data folder beside the repository "
+            "(../shared/data) or set SAMPLING_ARGMAX_DATA"
+        )
+    return SHARED_DATA
