@@ -1,0 +1,115 @@
+"""Per-cell sub-distributions ("bases") f_i of the continuous mixture p(y) = sum_i pi_i f_i(y).
+
+Each basis is the law of the offset ``eps = y - y_i`` around a cell centre, in cell units (grid spacing
+c = 1): ``sample`` draws reparameterized offsets, ``cdf``/``pdf`` give the exact law (used to test that
+sampling-argmax samples follow the mixture).
+
+- uniform:    f = 1/c on [-c/2, c/2]
+- triangular: f = (c - |eps|)/c^2 on [-c, c]  (the mixture is then the linear interpolation of pi)
+- gaussian:   N(0, sigma^2), sigma in cell units (1 cell by default; 0.01 for normalized point clouds)
+
+Draw protocol (the efficient operator replays it in backward): one generator call per ``sample`` --
+``torch.rand`` for uniform/triangular (inverse CDF), ``torch.randn`` for gaussian.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["Basis", "UniformBasis", "TriangularBasis", "GaussianBasis", "BASES", "get_basis"]
+
+
+class Basis:
+    """Law of the offset from a cell centre. Subclasses define ``sample``, ``cdf`` and ``pdf``."""
+
+    name: str = ""
+
+    def sample(self, shape, generator: torch.Generator | None = None, device=None,
+               dtype: torch.dtype = torch.float32) -> Tensor:
+        raise NotImplementedError
+
+    def cdf(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def pdf(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class UniformBasis(Basis):
+    """``eps ~ U(-1/2, 1/2)``: each cell spreads its mass evenly over its own extent."""
+
+    name = "uniform"
+
+    def sample(self, shape, generator=None, device=None, dtype=torch.float32) -> Tensor:
+        return torch.rand(shape, generator=generator, device=device, dtype=dtype).sub_(0.5)
+
+    def cdf(self, x: Tensor) -> Tensor:
+        return (x + 0.5).clamp(0.0, 1.0)
+
+    def pdf(self, x: Tensor) -> Tensor:
+        return ((x >= -0.5) & (x <= 0.5)).to(x.dtype)
+
+
+class TriangularBasis(Basis):
+    """``eps`` with density ``1 - |eps|`` on [-1, 1], drawn by the inverse CDF of one uniform."""
+
+    name = "triangular"
+
+    def sample(self, shape, generator=None, device=None, dtype=torch.float32) -> Tensor:
+        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        # F^-1(u) = -1 + sqrt(2u) for u < 1/2, 1 - sqrt(2(1-u)) otherwise; written with one sqrt.
+        d = 1.0 - (1.0 - (2.0 * u - 1.0).abs()).sqrt()
+        return d * torch.sign(u - 0.5)
+
+    def cdf(self, x: Tensor) -> Tensor:
+        x = x.clamp(-1.0, 1.0)
+        left = 0.5 * (1.0 + x) ** 2
+        right = 1.0 - 0.5 * (1.0 - x) ** 2
+        return torch.where(x < 0, left, right)
+
+    def pdf(self, x: Tensor) -> Tensor:
+        return (1.0 - x.abs()).clamp_min(0.0)
+
+
+class GaussianBasis(Basis):
+    """``eps ~ N(0, sigma^2)``, sigma in cell units (or point-set units)."""
+
+    name = "gaussian"
+
+    def __init__(self, sigma: float = 1.0):
+        sigma = float(sigma)
+        if not (sigma > 0.0 and math.isfinite(sigma)):
+            raise ValueError(f"sigma must be a finite number > 0 (the Gaussian basis width in cells), got {sigma}")
+        self.sigma = sigma
+
+    def sample(self, shape, generator=None, device=None, dtype=torch.float32) -> Tensor:
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype).mul_(self.sigma)
+
+    def cdf(self, x: Tensor) -> Tensor:
+        return 0.5 * (1.0 + torch.erf(x / (self.sigma * math.sqrt(2.0))))
+
+    def pdf(self, x: Tensor) -> Tensor:
+        return torch.exp(-0.5 * (x / self.sigma) ** 2) / (self.sigma * math.sqrt(2.0 * math.pi))
+
+    def __repr__(self) -> str:
+        return f"GaussianBasis(sigma={self.sigma})"
+
+
+BASES = ("uniform", "triangular", "gaussian")
+
+
+def get_basis(name: str, sigma: float = 1.0) -> Basis:
+    """The basis called ``name`` (one of :data:`BASES`); ``sigma`` is used by the Gaussian only."""
+    if name == "uniform":
+        return UniformBasis()
+    if name == "triangular":
+        return TriangularBasis()
+    if name == "gaussian":
+        return GaussianBasis(sigma)
+    raise ValueError(f"basis must be one of {BASES}, got {name!r}")

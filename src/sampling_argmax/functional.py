@@ -1,0 +1,340 @@
+"""Soft-argmax and sampling-argmax on grids (1D/2D/3D) and point sets, plus map statistics.
+
+Shapes: logits ``(B, K, *grid)`` with grid = (W,), (H, W) or (D, H, W); coordinates ``(B, K, dims)`` in
+x, y, z order, in cell-index units (see :mod:`sampling_argmax.coords`); training samples ``(B, K, S, dims)``.
+Point sets: logits ``(B, K, N)`` over the points ``(B, N, d)``. Probabilities and sampling are computed in
+float32 (float64 inputs stay float64), with autocast turned off inside.
+
+>>> logits = torch.randn(2, 17, 64, 48)
+>>> soft_argmax(logits).shape
+torch.Size([2, 17, 2])
+>>> sampling_argmax(logits, num_samples=30, tau=1.0, generator=torch.Generator().manual_seed(0)).shape
+torch.Size([2, 17, 30, 2])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._checks import (
+    GUMBEL_MODES,
+    IMPLEMENTATIONS,
+    check_choice,
+    check_logits,
+    check_num_samples,
+    check_points,
+    check_positive,
+    compute_dtype,
+    no_autocast,
+)
+from ._efficient import (
+    SamplingArgmaxFunction,
+    draw_offsets,
+    grid_marginal,
+    gumbel_from_uniform_,
+    offset_shapes,
+)
+from .bases import BASES, get_basis
+from .coords import cell_centers
+
+__all__ = [
+    "grid_probabilities",
+    "marginals",
+    "soft_argmax",
+    "grid_variance",
+    "peak_confidence",
+    "mass_confidence",
+    "soft_argmax_points",
+    "sampling_argmax",
+    "sampling_argmax_points",
+]
+
+
+# ----------------------------------------------------------------------------------------------- statistics
+def grid_probabilities(logits: Tensor) -> Tensor:
+    """Softmax over all cells of each map: ``(B, K, *grid)`` -> same shape, float32 (float64 kept)."""
+    check_logits(logits)
+    return _probabilities(logits)
+
+
+def _probabilities(logits: Tensor) -> Tensor:
+    with no_autocast(logits):
+        x = logits.to(compute_dtype(logits))
+        return torch.softmax(x.flatten(2), dim=-1).view(x.shape)
+
+
+def _marginals(probs: Tensor) -> tuple[Tensor, ...]:
+    grid = tuple(probs.shape[2:])
+    return tuple(grid_marginal(probs, grid, a) for a in range(len(grid)))
+
+
+def marginals(logits: Tensor) -> tuple[Tensor, ...]:
+    """Per-axis marginals of the softmax, in x, y, z order: ``((B,K,W), (B,K,H)[, (B,K,D)])``."""
+    check_logits(logits)
+    return _marginals(_probabilities(logits))
+
+
+def _expectation(marginal: Tensor) -> Tensor:
+    return (marginal * cell_centers(marginal.shape[-1], marginal.device, marginal.dtype)).sum(-1)
+
+
+def soft_argmax(logits: Tensor) -> Tensor:
+    """Expectation of the softmax over the grid: ``(B, K, *grid)`` -> ``(B, K, dims)``, x-y-z, cell units.
+
+    >>> logits = torch.full((1, 1, 4, 5), -1e4); logits[0, 0, 3, 1] = 0.0   # peak at row 3, column 1
+    >>> soft_argmax(logits)
+    tensor([[[1., 3.]]])
+    """
+    check_logits(logits)
+    with no_autocast(logits):
+        return torch.stack([_expectation(m) for m in _marginals(_probabilities(logits))], dim=-1)
+
+
+def grid_variance(logits: Tensor) -> Tensor:
+    """Variance of the softmax per axis, ``(B, K, dims)`` in cell² units."""
+    check_logits(logits)
+    with no_autocast(logits):
+        out = []
+        for m in _marginals(_probabilities(logits)):
+            centred = cell_centers(m.shape[-1], m.device, m.dtype) - _expectation(m)[..., None]
+            out.append((m * centred.square()).sum(-1))
+        return torch.stack(out, dim=-1)
+
+
+def peak_confidence(logits: Tensor) -> Tensor:
+    """Maximum probability of each map, ``(B, K)`` -- the paper's confidence score."""
+    check_logits(logits)
+    return _probabilities(logits).flatten(2).amax(-1)
+
+
+def mass_confidence(logits: Tensor, coords: Tensor | None = None, radius: float = 1.5) -> Tensor:
+    """Probability mass of the cells whose centres lie within ``radius`` cells of ``coords``, ``(B, K)``.
+
+    ``coords`` ``(B, K, dims)`` in cell units defaults to :func:`soft_argmax` of the logits.
+    """
+    nd = check_logits(logits)
+    radius = check_positive(radius, "radius", "in cells")
+    if coords is None:
+        coords = soft_argmax(logits)
+    if not isinstance(coords, Tensor) or coords.shape != (*logits.shape[:2], nd):
+        raise ValueError(f"coords must have shape (B, K, dims) = {(*logits.shape[:2], nd)} for logits of shape "
+                         f"{tuple(logits.shape)}, got {getattr(coords, 'shape', type(coords).__name__)}")
+    with no_autocast(logits):
+        probs = _probabilities(logits)
+        coords = coords.to(probs.dtype)
+        b, k = probs.shape[:2]
+        dist2 = probs.new_zeros(())
+        for a in range(nd):
+            n = probs.shape[-1 - a]
+            d = (cell_centers(n, probs.device, probs.dtype) - coords[..., a, None]).square()
+            dist2 = dist2 + d.view(b, k, *([1] * (nd - 1 - a)), n, *([1] * a))
+        return (probs * (dist2 <= radius * radius)).flatten(2).sum(-1)
+
+
+def soft_argmax_points(logits: Tensor, points: Tensor) -> Tensor:
+    """Expectation over a point set: logits ``(B, K, N)``, points ``(B, N, d)`` -> ``(B, K, d)``.
+
+    >>> points = torch.rand(2, 100, 3)
+    >>> soft_argmax_points(torch.randn(2, 10, 100), points).shape
+    torch.Size([2, 10, 3])
+    """
+    check_logits(logits, spatial_dims=(1,), shape_hint="(B, K, N)")
+    check_points(points, logits)
+    with no_autocast(logits):
+        probs = _probabilities(logits)
+        return torch.bmm(probs, points.to(probs.dtype))
+
+
+# ------------------------------------------------------------------------------------------------- sampling
+def _make_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
+    """The caller's generator, or a fresh one seeded from the global RNG (so backward can replay it)."""
+    if generator is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+        return torch.Generator(device=device).manual_seed(seed)
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if torch.device(generator.device).type != device.type:
+        raise ValueError(f"generator is on {generator.device} but logits are on {device}; "
+                         f"create it with torch.Generator(device=logits.device)")
+    return generator
+
+
+def sampling_argmax(
+    logits: Tensor,
+    num_samples: int = 30,
+    tau: float = 1.0,
+    basis: str = "triangular",
+    gumbel: str = "paper",
+    generator: torch.Generator | None = None,
+    *,
+    sigma: float = 1.0,
+    triangular_reread: bool = False,
+    gaussian_reweight: bool = False,
+    clipped_gradient: bool = False,
+    implementation: str = "auto",
+) -> Tensor:
+    """Differentiable samples of the continuous mixture ``p(y) = sum_i pi_i f_i(y)``: ``(B, K, S, dims)``.
+
+    Per sample: a relaxed one-hot ``r`` over the whole flattened grid (Gumbel-softmax), its per-axis
+    marginals ``r_x, r_y[, r_z]``, per-axis per-cell basis offsets ``eps``, and the coordinate
+    ``x = sum_j r_x[j] (j + eps_x[j])`` (same for y, z).
+
+    Why per-axis marginals with per-axis offsets sample the product basis: as tau -> 0 the relaxed
+    one-hot becomes one cell (i, j); its marginals are one-hot at i and at j, so the sample is
+    ``(i + eps_x[i], j + eps_y[j])`` with independent offsets -- a draw from ``f_i(x) f_j(y)``, the
+    product basis of cell (i, j). For tau > 0 the sample is a relaxation of that draw.
+
+    Args:
+        logits: ``(B, K, W)``, ``(B, K, H, W)`` or ``(B, K, D, H, W)``, finite.
+        num_samples: S >= 1 (paper: 30 for COCO/MTFL, 10 for Human3.6M; one already suffices).
+        tau: Gumbel-softmax temperature > 0 (annealed during training, see ``LinearTemperature``).
+        basis: "uniform", "triangular" or "gaussian" (sigma in cells, default 1).
+        gumbel: "paper" -> ``softmax((log pi + g)/tau)``; "authors" -> ``softmax(logits + g/tau)`` (the
+            public code's form: the noise is tempered but the logits are not).
+        generator: a ``torch.Generator`` on the logits' device, or None for one seeded from the global RNG.
+        triangular_reread: authors' option (triangular basis only): the relaxed marginal is re-read by
+            linear interpolation at the perturbed positions ``j + eps_j`` (zero outside the grid) and
+            renormalized before the weighted sum.
+        gaussian_reweight: authors' option (gaussian basis only): the relaxed marginal is multiplied by
+            ``exp(-2 eps_j^2)`` and renormalized before the weighted sum.
+        clipped_gradient: authors' "clipped integral" (2D pose): the backward of ``sum_j r_j w_j`` w.r.t.
+            ``r_j`` (w_j = j + eps_j) is replaced by +2 where ``w_j >=`` the read-out and -2 elsewhere, on
+            the authors' normalized scale (index/size), i.e. ``+-2 * n_axis`` in cell units.
+        implementation: "efficient" (custom autograd.Function, memory flat in S, no authors' options),
+            "reference" (plain autograd over all S relaxed maps; the test oracle) or "auto" (efficient
+            unless an authors' option is on). Both draw identical noise from the same generator.
+
+    Returns:
+        ``(B, K, S, dims)`` samples, x-y-z, cell units, float32 (float64 for float64 logits).
+    """
+    nd = check_logits(logits)
+    num_samples = check_num_samples(num_samples)
+    tau = check_positive(tau, "tau", "the Gumbel-softmax temperature")
+    sigma = check_positive(sigma, "sigma", "the Gaussian basis width in cells")
+    check_choice(basis, "basis", BASES)
+    check_choice(gumbel, "gumbel", GUMBEL_MODES)
+    check_choice(implementation, "implementation", IMPLEMENTATIONS)
+    if triangular_reread and basis != "triangular":
+        raise ValueError("triangular_reread=True needs basis='triangular'; set one or the other")
+    if gaussian_reweight and basis != "gaussian":
+        raise ValueError("gaussian_reweight=True needs basis='gaussian'; set one or the other")
+    authors_options = bool(triangular_reread or gaussian_reweight or clipped_gradient)
+    if implementation == "efficient" and authors_options:
+        raise ValueError("implementation='efficient' does not support triangular_reread, gaussian_reweight or "
+                         "clipped_gradient; use implementation='auto' or 'reference'")
+    efficient = implementation == "efficient" or (implementation == "auto" and not authors_options)
+    gen = _make_generator(generator, logits.device)
+    grid = tuple(logits.shape[2:])
+    b, k = logits.shape[:2]
+    with no_autocast(logits):
+        x = logits.to(compute_dtype(logits)).reshape(b, k, -1).contiguous()
+        if efficient:
+            return SamplingArgmaxFunction.apply(x, None, grid, num_samples, tau, gumbel, get_basis(basis, sigma), gen)
+        return _reference(x, None, grid, num_samples, tau, gumbel, get_basis(basis, sigma), gen,
+                          triangular_reread, gaussian_reweight, clipped_gradient)
+
+
+def sampling_argmax_points(
+    logits: Tensor,
+    points: Tensor,
+    num_samples: int = 30,
+    tau: float = 1.0,
+    sigma: float = 0.01,
+    generator: torch.Generator | None = None,
+    *,
+    gumbel: str = "paper",
+    implementation: str = "auto",
+) -> Tensor:
+    """Sampling-argmax over a point set with a Gaussian basis per point and axis: ``(B, K, S, d)``.
+
+    logits ``(B, K, N)``, points ``(B, N, d)``; ``sigma`` in point units (0.01 for normalized objects).
+    Gradients flow to the logits and, if it requires grad, to ``points``.
+
+    >>> sampling_argmax_points(torch.randn(2, 10, 100), torch.rand(2, 100, 3), num_samples=4).shape
+    torch.Size([2, 10, 4, 3])
+    """
+    check_logits(logits, spatial_dims=(1,), shape_hint="(B, K, N)")
+    check_points(points, logits)
+    num_samples = check_num_samples(num_samples)
+    tau = check_positive(tau, "tau", "the Gumbel-softmax temperature")
+    sigma = check_positive(sigma, "sigma", "the Gaussian basis width in point units")
+    check_choice(gumbel, "gumbel", GUMBEL_MODES)
+    check_choice(implementation, "implementation", IMPLEMENTATIONS)
+    gen = _make_generator(generator, logits.device)
+    with no_autocast(logits):
+        dtype = compute_dtype(logits)
+        x = logits.to(dtype).contiguous()
+        pts = points.to(dtype)
+        if implementation != "reference":
+            return SamplingArgmaxFunction.apply(x, pts, None, num_samples, tau, gumbel, get_basis("gaussian", sigma),
+                                                gen)
+        return _reference(x, pts, None, num_samples, tau, gumbel, get_basis("gaussian", sigma), gen,
+                          False, False, False)
+
+
+# ---------------------------------------------------------------------------------- reference (test oracle)
+def _reference(x, points, grid, num_samples, tau, gumbel, basis, generator, reread, reweight, clipped):
+    """Plain-autograd sampling-argmax over all S relaxed maps at once; same noise protocol as the Function."""
+    b, k, m = x.shape
+    dims = len(grid) if points is None else points.shape[-1]
+    shapes = offset_shapes(b, k, grid, m, dims)
+    uniforms, offsets = [], []
+    for _ in range(num_samples):
+        uniforms.append(torch.rand((b, k, m), generator=generator, device=x.device, dtype=x.dtype))
+        offsets.append(draw_offsets(basis, shapes, generator, x.device, x.dtype))
+    g = gumbel_from_uniform_(torch.stack(uniforms, dim=2))  # (B, K, S, M)
+    log_pi = torch.log_softmax(x, dim=-1).unsqueeze(2)
+    z = (log_pi + g) / tau if gumbel == "paper" else log_pi + g / tau
+    r = torch.softmax(z, dim=-1)
+    rv = r.view(b, k, num_samples, *grid) if points is None else r
+    coords = []
+    for a in range(dims):
+        eps = torch.stack([o[a] for o in offsets], dim=2)  # (B, K, S, n_a)
+        if points is None:
+            weights = grid_marginal(rv, grid, a)
+            pos = eps + cell_centers(weights.shape[-1], x.device, x.dtype)
+        else:
+            weights = rv
+            pos = eps + points[:, None, None, :, a]
+        if reread:
+            weights = _normalize(_interpolate(weights, pos))
+        if reweight:
+            weights = _normalize(weights * torch.exp(-2.0 * eps.square()))
+        if clipped:
+            coords.append(_ClippedIntegral.apply(weights, pos, 2.0 * weights.shape[-1]))
+        else:
+            coords.append((weights * pos).sum(-1))
+    return torch.stack(coords, dim=-1)
+
+
+def _normalize(w: Tensor) -> Tensor:
+    return w / w.sum(-1, keepdim=True).clamp_min(torch.finfo(w.dtype).tiny)
+
+
+def _interpolate(values: Tensor, pos: Tensor) -> Tensor:
+    """Linear interpolation of ``values`` (..., n) given at 0..n-1 (zero beyond) at ``pos`` in [-1, n]."""
+    n = values.shape[-1]
+    padded = F.pad(values, (1, 1))  # padded[q] = values[q - 1]
+    q = (pos.detach() + 1.0).clamp(0.0, n + 1.0)
+    lo = q.floor().clamp(max=n).long()
+    t = q - lo.to(q.dtype)
+    return (1.0 - t) * padded.gather(-1, lo) + t * padded.gather(-1, lo + 1)
+
+
+class _ClippedIntegral(torch.autograd.Function):
+    """``sum_j w_j p_j`` whose gradient w.r.t. w_j is ``+-scale`` by the sign of ``p_j - output``."""
+
+    @staticmethod
+    def forward(ctx, weights, positions, scale):
+        out = (weights * positions).sum(-1)
+        ctx.save_for_backward(weights, positions, out)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        weights, positions, out = ctx.saved_tensors
+        sign = torch.where(positions >= out[..., None], ctx.scale, -ctx.scale).to(grad.dtype)
+        return grad[..., None] * sign, grad[..., None] * weights, None
