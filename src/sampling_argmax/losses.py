@@ -29,21 +29,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-try:
-    from sampling_argmax.functional import grid_variance
-except ImportError:  # TEMPORARY until functional.py lands
-    def grid_variance(logits):
-        dims = logits.ndim - 2
-        flat = torch.softmax(logits.float().flatten(2), -1).view(logits.shape)
-        out = []
-        for axis in range(dims):
-            d = 2 + dims - 1 - axis
-            others = [i for i in range(2, logits.ndim) if i != d]
-            m = flat.sum(dim=others) if others else flat
-            c = torch.arange(m.shape[-1], dtype=torch.float32)
-            mu = (m * c).sum(-1, keepdim=True)
-            out.append((m * (c - mu) ** 2).sum(-1))
-        return torch.stack(out, -1)
+from sampling_argmax.coords import cell_centers
+from sampling_argmax.functional import grid_variance
 
 __all__ = [
     "GRID_TARGET_VARIANCE",
@@ -219,11 +206,12 @@ def variance_loss_points(
         tensor(1.)
     """
     _check_point_logits(logits, points)
-    prob = torch.softmax(logits.float(), dim=-1)  # (B, K, N)
-    pts = points.float()
-    mean = torch.einsum("bkn,bnd->bkd", prob, pts)
-    centred = pts[:, None] - mean[:, :, None]  # (B, K, N, d)
-    var = (prob[..., None] * centred.square()).sum(-2)
+    prob = torch.softmax(_float(logits), dim=-1)[..., None]  # (B, K, N, 1)
+    pts = _float(points)[:, None]  # (B, 1, N, d)
+    # elementwise sums rather than einsum/matmul, which autocast would run in half precision
+    mean = (prob * pts).sum(-2, keepdim=True)
+    centred = pts - mean  # (B, K, N, d)
+    var = (prob * centred.square()).sum(-2)
     per_keypoint = (var - target_variance).square().sum(-1)
     return reduce_keypoints(per_keypoint, weight, reduction)
 
@@ -277,20 +265,20 @@ def distribution_loss(
     _check_target(target, logits.shape[:2], dims, "logits (B, K, *grid)")
     if target_variance <= 0:
         raise ValueError(f"target_variance must be > 0, got {target_variance}")
-    target = _mask_targets(target.float(), weight)
+    target = _mask_targets(_float(target), weight)
     grid = logits.shape[2:]
     # separable Gaussian: log q(y) = Σ_axis −(y_axis − t_axis)² / (2σ²); axis x is the last grid dim
     log_q = torch.zeros((), device=logits.device)
     for axis in range(dims):
         size = grid[dims - 1 - axis]
-        centres = torch.arange(size, dtype=torch.float32, device=logits.device)
+        centres = cell_centers(size, device=logits.device)
         sq = (centres - target[..., axis, None]).square() / (-2.0 * target_variance)  # (B, K, size)
         view = [*sq.shape[:2]] + [1] * dims
         view[2 + dims - 1 - axis] = size
         log_q = log_q + sq.view(view)
     flat = logits.shape[:2] + (-1,)
     log_q = torch.log_softmax(log_q.reshape(flat), dim=-1)
-    log_p = torch.log_softmax(logits.float().reshape(flat), dim=-1)
+    log_p = torch.log_softmax(_float(logits).reshape(flat), dim=-1)
     return reduce_keypoints(_divergence(log_p, log_q, divergence), weight, reduction)
 
 
@@ -320,11 +308,16 @@ def distribution_loss_points(
     _check_target(target, logits.shape[:2], points.shape[-1], "points (B, N, d)")
     if target_variance <= 0:
         raise ValueError(f"target_variance must be > 0, got {target_variance}")
-    target = _mask_targets(target.float(), weight)
-    sq_dist = (points.float()[:, None] - target[:, :, None]).square().sum(-1)  # (B, K, N)
+    target = _mask_targets(_float(target), weight)
+    sq_dist = (_float(points)[:, None] - target[:, :, None]).square().sum(-1)  # (B, K, N)
     log_q = torch.log_softmax(sq_dist / (-2.0 * target_variance), dim=-1)
-    log_p = torch.log_softmax(logits.float(), dim=-1)
+    log_p = torch.log_softmax(_float(logits), dim=-1)
     return reduce_keypoints(_divergence(log_p, log_q, divergence), weight, reduction)
+
+
+def _float(t: Tensor) -> Tensor:
+    """float32 for the maths (float64 kept, so gradcheck works), whatever autocast produced."""
+    return t if t.dtype == torch.float64 else t.float()
 
 
 def _check_grid_logits(logits: Tensor) -> None:
