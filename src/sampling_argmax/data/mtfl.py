@@ -1,0 +1,494 @@
+"""MTFL facial landmarks (Zhang et al., ECCV 2014) in the official layout: ``training.txt``/``testing.txt``.
+
+Each annotation line is ``path x1..x5 y1..y5 gender smile glasses pose`` with Windows paths
+(``lfw_5590\\Aaron_Eckhart_0001.jpg``), CRLF line ends and leading spaces; landmarks are left eye,
+right eye, nose, left mouth corner, right mouth corner in original-image pixels (pixel centres at
+integer coordinates, as everywhere in this package).
+
+Framing. Training images are loosely framed (a face in a 250×250 LFW or 400×400 web frame); the
+official test images are 150×150 tightly framed faces. Evaluation never looks at the labels to crop:
+the whole image is letterboxed to a square and resized to the input (:func:`whole_image_box`).
+Training mixes that same whole-frame view with face-centred crops of random tightness (derived from
+the ground truth, which is allowed at training time), then applies the SimpleBaseline augmentation
+(scale ±0.3, rotation ±40° with probability 0.6, horizontal flip with the left/right swap), so one
+model sees every framing between "tight 150×150 face" and "small face in a big frame".
+
+Example:
+    >>> dm = MTFLDataModule(data_root="/path/to/MTFL", input_size=256, heatmap_size=64)  # doctest: +SKIP
+    >>> dm.setup("fit"); batch = next(iter(dm.train_dataloader()))                       # doctest: +SKIP
+    >>> batch["image"].shape, batch["target"].shape                                       # doctest: +SKIP
+    (torch.Size([32, 3, 256, 256]), torch.Size([32, 5, 2]))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from sampling_argmax.data.transforms import (
+    affine_matrix,
+    apply_affine,
+    flip_keypoints,
+    homogeneous,
+    random_affine_params,
+    warp_image,
+)
+from sampling_argmax.metrics.landmarks import evaluate_landmarks
+
+__all__ = [
+    "LANDMARK_NAMES",
+    "FLIP_PAIRS",
+    "MTFLRecord",
+    "read_annotations",
+    "split_train_val",
+    "whole_image_box",
+    "face_box",
+    "crop_sample",
+    "MTFLDataset",
+    "MTFLDataModule",
+    "default_data_root",
+]
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
+FLIP_PAIRS = [(0, 1), (3, 4)]
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_FIELDS = "'path x1 x2 x3 x4 x5 y1 y2 y3 y4 y5 gender smile glasses pose'"
+
+
+@dataclass(frozen=True)
+class MTFLRecord:
+    """One annotated face: absolute image path, (5, 2) landmarks (x, y), where it was read from."""
+
+    image: Path
+    landmarks: np.ndarray
+    attributes: tuple[int, int, int, int]  # gender, smile, glasses, head pose (readme.txt codes)
+    source: str  # "file:line", for error messages
+
+    @property
+    def subset(self) -> str:
+        """Top folder of the image path (``lfw_5590``, ``net_7876``, ``AFLW``): the stratum of the split."""
+        return self.image.parent.name
+
+
+def default_data_root() -> Path:
+    """``$SAMPLING_ARGMAX_DATA/MTFL`` if the variable is set, else the shared sample ``../shared/data/MTFL``."""
+    env = os.environ.get("SAMPLING_ARGMAX_DATA")
+    if env:
+        return Path(env) / "MTFL"
+    return Path(__file__).resolve().parents[4] / "shared" / "data" / "MTFL"
+
+
+def read_annotations(file: str | Path, image_root: str | Path | None = None, check_images: bool = True) -> list[MTFLRecord]:
+    """Parse an official MTFL annotation file (``training.txt`` or ``testing.txt``).
+
+    Blank lines are skipped; every other line must have 15 fields. Paths are resolved against
+    ``image_root`` (default: the file's folder) with backslashes turned into ``/``.
+
+    Raises:
+        FileNotFoundError: the file, or (``check_images``) an image it names, does not exist; the
+            message names the annotation file and line.
+        ValueError: a malformed line (wrong field count, non-numeric or non-finite value), naming
+            ``file:line`` and showing the line.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "t.txt").write_bytes(b" a\\\\b.jpg 1 2 3 4 5 6 7 8 9 10 1 2 2 3\\r\\n")
+        >>> rec = read_annotations(folder / "t.txt", check_images=False)[0]
+        >>> rec.image.relative_to(folder).as_posix(), rec.landmarks[1].tolist(), rec.source.endswith("t.txt:1")
+        ('a/b.jpg', [2.0, 7.0], True)
+    """
+    file = Path(file)
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"MTFL annotation file {file} not found; point --data.data_root at the MTFL folder that holds "
+            "training.txt (and testing.txt for the test split) next to lfw_5590/, net_7876/, AFLW/"
+        )
+    root = Path(image_root) if image_root is not None else file.parent
+    records = []
+    text = file.read_bytes().decode("utf-8-sig", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{file}:{number}"
+        if len(fields) != 15:
+            raise ValueError(f"{where}: expected 15 fields {_FIELDS}, got {len(fields)}: {line.strip()!r}")
+        try:
+            values = np.array([float(v) for v in fields[1:11]], dtype=np.float64)
+            attributes = tuple(int(float(v)) for v in fields[11:15])
+        except ValueError:
+            raise ValueError(f"{where}: non-numeric value in {line.strip()!r}; expected {_FIELDS}") from None
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{where}: non-finite landmark coordinate in {line.strip()!r}")
+        image = root / fields[0].replace("\\", "/")
+        if check_images and not image.is_file():
+            raise FileNotFoundError(
+                f"{where}: image {image} does not exist; the annotation paths are relative to {root} "
+                "(download the full MTFL archive there, or fix the line)"
+            )
+        landmarks = np.stack([values[:5], values[5:]], axis=1)  # (5, 2) x, y
+        records.append(MTFLRecord(image, landmarks, attributes, where))  # type: ignore[arg-type]
+    if not records:
+        raise ValueError(f"{file} holds no annotation lines; expected one face a line: {_FIELDS}")
+    return records
+
+
+def split_train_val(records: list[MTFLRecord], val_size: int = 1000, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Deterministic validation split, stratified over the image folders (``lfw_5590``, ``net_7876``).
+
+    Each folder gives its proportional share of ``val_size`` (largest remainders), chosen by a
+    fixed-seed permutation that does not depend on the training seed. Returns (train, val) indices,
+    each sorted.
+
+    Example:
+        >>> recs = [MTFLRecord(Path(f"{d}/{i}.jpg"), np.zeros((5, 2)), (1, 1, 1, 3), "") for d, n in
+        ...         (("lfw_5590", 40), ("net_7876", 60)) for i in range(n)]
+        >>> train, val = split_train_val(recs, val_size=10)
+        >>> len(train), sum(recs[i].subset == "lfw_5590" for i in val)
+        (90, 4)
+    """
+    if not 0 < val_size < len(records):
+        raise ValueError(f"val_size={val_size} must be between 1 and {len(records) - 1} (the number of faces - 1)")
+    groups: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        groups.setdefault(record.subset, []).append(index)
+    names = sorted(groups)
+    quotas = np.array([val_size * len(groups[n]) / len(records) for n in names])
+    counts = np.floor(quotas).astype(int)
+    for i in np.argsort(-(quotas - counts), kind="stable")[: val_size - counts.sum()]:
+        counts[i] += 1
+    rng = np.random.default_rng(seed)
+    val: list[int] = []
+    for name, count in zip(names, counts):
+        members = np.array(groups[name])
+        val += members[rng.permutation(len(members))[:count]].tolist()
+    chosen = set(val)
+    return [i for i in range(len(records)) if i not in chosen], sorted(val)
+
+
+def whole_image_box(width: int, height: int) -> tuple[np.ndarray, float]:
+    """The label-free evaluation framing: the square (centre, side) that letterboxes the whole image.
+
+    Example:
+        >>> whole_image_box(160, 216)
+        (array([ 79.5, 107.5]), 216.0)
+    """
+    return np.array([(width - 1) / 2.0, (height - 1) / 2.0]), float(max(width, height))
+
+
+def face_box(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and size of the five landmarks (centre of their bounding box, its larger side).
+
+    The size is robust to profile faces, where the inter-ocular distance collapses but the
+    eye-to-mouth extent does not. Training-time framing only.
+
+    Example:
+        >>> face_box(np.array([[10, 10], [30, 10], [20, 20], [12, 30], [28, 30]], float))
+        (array([20., 20.]), 20.0)
+    """
+    low, high = landmarks.min(axis=0), landmarks.max(axis=0)
+    return (low + high) / 2.0, float(max(np.max(high - low), 1.0))
+
+
+def crop_sample(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    center: np.ndarray,
+    side: float,
+    rotation_deg: float,
+    flip: bool,
+    input_size: int,
+    heatmap_size: int,
+    image_to_original: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Cut a square box out of ``image`` and map everything to input pixels and heatmap cells.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, the original image or a downscaled copy of it.
+        landmarks: (5, 2) in original pixels.
+        center, side: square source box in original pixels; rotated by ``rotation_deg`` about its centre
+            (positive = content turns counter-clockwise on screen).
+        flip: mirror the crop horizontally and swap left/right landmarks (:data:`FLIP_PAIRS`).
+        image_to_original: (3, 3) mapping ``image`` pixels -> original pixels (None: identity).
+
+    Returns:
+        "image" (S, S, 3) uint8, "target" (5, 2) heatmap cells, "target_weight" (5,) (0 where the
+        landmark falls outside the crop), "to_original" (3, 3) heatmap cells -> original pixels.
+
+    Example:
+        >>> out = crop_sample(np.zeros((100, 100, 3), np.uint8), np.full((5, 2), 49.5), np.array([49.5, 49.5]),
+        ...                   100.0, 0.0, False, input_size=64, heatmap_size=16)
+        >>> out["image"].shape, out["target"][0].tolist(), out["target_weight"].tolist()
+        ((64, 64, 3), [7.5, 7.5], [1.0, 1.0, 1.0, 1.0, 1.0])
+    """
+    box = (side, side)
+    to_input = homogeneous(affine_matrix(center, box, rotation_deg, (input_size, input_size)))
+    to_grid = homogeneous(affine_matrix(center, box, rotation_deg, (heatmap_size, heatmap_size)))
+    image_to_input = to_input if image_to_original is None else to_input @ image_to_original
+    crop = warp_image(image, image_to_input[:2], (input_size, input_size))
+    target = apply_affine(landmarks, to_grid)
+    weight = np.ones(len(landmarks), dtype=np.float64)
+    if flip:
+        crop = np.ascontiguousarray(crop[:, ::-1])
+        target, weight = flip_keypoints(target, weight, heatmap_size, FLIP_PAIRS)
+        to_grid = _mirror(heatmap_size) @ to_grid  # so "to_original" undoes the mirror
+    inside = np.all((target >= -0.5) & (target <= heatmap_size - 0.5), axis=1)
+    return {
+        "image": crop,
+        "target": target.astype(np.float32),
+        "target_weight": (weight * inside).astype(np.float32),
+        "to_original": np.linalg.inv(to_grid),
+    }
+
+
+def _mirror(width: int) -> np.ndarray:
+    """(3, 3) horizontal mirror of an image/grid of ``width`` (pixel centres: x -> width - 1 - x)."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+class MTFLDataset(Dataset):
+    """Faces as batch-contract samples (see the module doc for the framing).
+
+    Samples: "image" (3, S, S) float32 normalized, "target" (5, 2) heatmap cells, "target_weight" (5,),
+    "index", "to_original" (3, 3) float64, extras "landmarks" (5, 2) original pixels and
+    "interocular" (original pixels).
+
+    Args:
+        records: faces (from :func:`read_annotations`).
+        input_size, heatmap_size: square network input and output grid.
+        train: random framing + augmentation; otherwise the whole image, no randomness.
+        images: optional in-memory/memory-mapped copies ``(array, scale_xy)`` per record, a downscaled
+            image and its (sx, sy) resize factors (see :func:`cache_images`); None reads JPEGs.
+        whole_frame_prob: probability of the evaluation framing during training (else face-centred).
+        tight_range: face-centred crops have side = face size × U(low, high) (log-uniform).
+        scale, rotation, rotation_prob, flip_prob: augmentation (:func:`random_affine_params`).
+    """
+
+    def __init__(
+        self,
+        records: list[MTFLRecord],
+        input_size: int,
+        heatmap_size: int,
+        train: bool,
+        images: list[tuple[np.ndarray, np.ndarray]] | None = None,
+        whole_frame_prob: float = 0.5,
+        tight_range: tuple[float, float] = (1.8, 4.5),
+        scale: float = 0.3,
+        rotation: float = 40.0,
+        rotation_prob: float = 0.6,
+        flip_prob: float = 0.5,
+    ) -> None:
+        self.records = records
+        self.input_size = input_size
+        self.heatmap_size = heatmap_size
+        self.train = train
+        self.images = images
+        self.whole_frame_prob = whole_frame_prob
+        self.tight_range = tight_range
+        self.scale, self.rotation, self.rotation_prob, self.flip_prob = scale, rotation, rotation_prob, flip_prob
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+        """(RGB image, (3, 3) image->original pixels or None, original (width, height))."""
+        if self.images is not None:
+            image, factors = self.images[index]
+            sx, sy = float(factors[0]), float(factors[1])
+            # resizing keeps the image edges: x_small = (x + 0.5) * s - 0.5
+            to_original = np.array([[1 / sx, 0, 0.5 / sx - 0.5], [0, 1 / sy, 0.5 / sy - 0.5], [0, 0, 1]])
+            size = (round(image.shape[1] / sx), round(image.shape[0] / sy))
+            return np.asarray(image), to_original, size
+        image = _read_rgb(self.records[index])
+        return image, None, (image.shape[1], image.shape[0])
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        image, image_to_original, (width, height) = self.load(index)
+        center, side = whole_image_box(width, height)
+        rotation, flip = 0.0, False
+        if self.train:
+            rng = np.random.default_rng(int(torch.randint(2**62, ()).item()))  # seeded by --seed via torch
+            if rng.random() >= self.whole_frame_prob:
+                face_center, face_size = face_box(record.landmarks)
+                low, high = np.log(self.tight_range)
+                side = face_size * float(np.exp(rng.uniform(low, high)))
+                center = face_center + rng.uniform(-0.15, 0.15, size=2) * side
+            scale_factor, rotation = random_affine_params(rng, self.scale, self.rotation, self.rotation_prob)
+            side *= scale_factor
+            flip = bool(rng.random() < self.flip_prob)
+        out = crop_sample(image, record.landmarks, center, side, rotation, flip, self.input_size,
+                          self.heatmap_size, image_to_original)
+        pixels = (out["image"].astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))),
+            "target": torch.from_numpy(out["target"]),
+            "target_weight": torch.from_numpy(out["target_weight"]),
+            "index": index,
+            "to_original": torch.from_numpy(out["to_original"]),
+            "landmarks": torch.from_numpy(record.landmarks.astype(np.float32)),
+            "interocular": float(np.linalg.norm(record.landmarks[0] - record.landmarks[1])),
+        }
+
+
+def _read_rgb(record: MTFLRecord) -> np.ndarray:
+    image = cv2.imread(str(record.image), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"{record.source}: cannot read image {record.image} (missing or not an image file)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def cache_images(records: list[MTFLRecord], max_side: int, cache_dir: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Decode every image once, downscale it so its longer side is at most ``max_side``, and keep it.
+
+    The copies go to one ``.npy`` file in ``cache_dir`` (keyed by the image list and ``max_side``),
+    memory-mapped by later runs, so a multi-run comparison decodes the JPEGs only once.
+    Returns ``(image (h, w, 3) uint8, (sx, sy) resize factors)`` per record.
+    """
+    cache_dir = Path(cache_dir).expanduser()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha1(("\n".join(str(r.image) for r in records) + f"|{max_side}").encode()).hexdigest()[:16]
+    pixels_file, index_file = cache_dir / f"mtfl_{key}.npy", cache_dir / f"mtfl_{key}_index.npy"
+    if not (pixels_file.is_file() and index_file.is_file()):
+        chunks, rows, offset = [], [], 0
+        for record in records:
+            image = _read_rgb(record)
+            height, width = image.shape[:2]
+            factor = min(1.0, max_side / max(width, height))
+            new_w, new_h = max(1, round(width * factor)), max(1, round(height * factor))
+            if (new_w, new_h) != (width, height):
+                image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+            chunks.append(image.reshape(-1))
+            rows.append((offset, new_h, new_w, new_w / width, new_h / height))
+            offset += image.size
+        # write-then-rename: parallel runs never see a half-written cache
+        for target, array in ((pixels_file, np.concatenate(chunks)), (index_file, np.array(rows, dtype=np.float64))):
+            partial = target.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(partial, array)
+            os.replace(partial, target)
+    pixels = np.load(pixels_file, mmap_mode="r")
+    rows = np.load(index_file)
+    if len(rows) != len(records):
+        raise ValueError(f"image cache {index_file} does not match the annotation list; delete {cache_dir} and rerun")
+    out = []
+    for offset, height, width, sx, sy in rows:
+        start, h, w = int(offset), int(height), int(width)
+        out.append((pixels[start : start + h * w * 3].reshape(h, w, 3), np.array([sx, sy])))
+    return out
+
+
+class MTFLDataModule(L.LightningDataModule):
+    """MTFL train/validation from ``training.txt``, test from ``testing.txt`` (official layout).
+
+    The validation split is ``val_size`` faces carved out of ``training.txt`` (stratified over
+    ``lfw_5590``/``net_7876``, fixed seed); the official test split is read only by ``test``.
+
+    Args:
+        data_root: the MTFL folder; default ``$SAMPLING_ARGMAX_DATA/MTFL``, else ``../shared/data/MTFL``.
+        input_size: square network input (256 in Appendix A).
+        heatmap_size: the model's output grid (input / 32 × 2**num_deconv; 64 in Appendix A).
+        batch_size, num_workers: loaders.
+        val_size, split_seed: the validation split.
+        train_samples_per_epoch: draw this many training faces per epoch (a fresh random subset
+            each epoch) instead of all of them; None = all.
+        cache_dir: decode the images once into a downscaled cache there (longer side 2 × input_size);
+            None reads the JPEGs each time.
+        whole_frame_prob, tight_range, scale, rotation, rotation_prob, flip_prob: training framing and
+            augmentation (:class:`MTFLDataset`).
+    """
+
+    num_keypoints = 5
+    flip_pairs = FLIP_PAIRS
+
+    def __init__(
+        self,
+        data_root: str | None = None,
+        input_size: int = 256,
+        heatmap_size: int = 64,
+        batch_size: int = 32,
+        num_workers: int = 4,
+        val_size: int = 1000,
+        split_seed: int = 0,
+        train_samples_per_epoch: int | None = None,
+        cache_dir: str | None = None,
+        whole_frame_prob: float = 0.5,
+        tight_range: tuple[float, float] = (1.8, 4.5),
+        scale: float = 0.3,
+        rotation: float = 40.0,
+        rotation_prob: float = 0.6,
+        flip_prob: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if input_size < 32 or heatmap_size < 2:
+            raise ValueError(f"input_size={input_size} must be >= 32 and heatmap_size={heatmap_size} >= 2")
+        if train_samples_per_epoch is not None and train_samples_per_epoch < 1:
+            raise ValueError(f"train_samples_per_epoch={train_samples_per_epoch} must be >= 1 or None (all faces)")
+        self.data_root = Path(data_root) if data_root else default_data_root()
+        self.input_size, self.heatmap_size = input_size, heatmap_size
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.val_size, self.split_seed = val_size, split_seed
+        self.train_samples_per_epoch = train_samples_per_epoch
+        self.cache_dir = cache_dir
+        self.augmentation = dict(whole_frame_prob=whole_frame_prob, tight_range=tuple(tight_range), scale=scale,
+                                 rotation=rotation, rotation_prob=rotation_prob, flip_prob=flip_prob)
+        self.train_set: MTFLDataset | None = None
+        self.val_set: MTFLDataset | None = None
+        self.test_set: MTFLDataset | None = None
+
+    def _dataset(self, records: list[MTFLRecord], train: bool) -> MTFLDataset:
+        images = None
+        if self.cache_dir is not None:
+            images = cache_images(records, 2 * self.input_size, self.cache_dir)
+        return MTFLDataset(records, self.input_size, self.heatmap_size, train, images, **self.augmentation)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            records = read_annotations(self.data_root / "training.txt")
+            train, val = split_train_val(records, self.val_size, self.split_seed)
+            if stage in (None, "fit"):
+                self.train_set = self._dataset([records[i] for i in train], train=True)
+            self.val_set = self._dataset([records[i] for i in val], train=False)
+        if stage in (None, "test", "predict") and self.test_set is None:
+            file = self.data_root / "testing.txt"
+            if not file.is_file():
+                raise FileNotFoundError(
+                    f"{file} not found: the official MTFL test split is not part of the shared sample; point "
+                    "--data.data_root at a full MTFL copy (testing.txt + AFLW/), or use `validate` for the "
+                    "validation split carved from training.txt"
+                )
+            self.test_set = self._dataset(read_annotations(file), train=False)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            self.setup("fit")
+        sampler = RandomSampler(self.train_set, num_samples=self.train_samples_per_epoch)
+        return self._loader(self.train_set, sampler=sampler, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_set is None:
+            self.setup("validate")
+        return self._loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        if self.test_set is None:
+            self.setup("test")
+        return self._loader(self.test_set)
+
+    def _loader(self, dataset: Dataset, sampler=None, drop_last: bool = False) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=drop_last,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def evaluate(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+        """Abs./rel. error (original pixels, % of inter-ocular), per landmark, calibration (Pearson)."""
+        return evaluate_landmarks(outputs["pred"], outputs["landmarks"], outputs["interocular"],
+                                  outputs.get("confidence"))
