@@ -365,7 +365,7 @@ _PAPER_DEFAULTS: dict[str, tuple[type[Method], dict]] = {
 }
 
 
-def paper_method(name: str, **overrides) -> Method:
+def paper_method(name: str, /, **overrides) -> Method:
     """Build one of the paper's six methods (:data:`PAPER_METHODS`) with its COCO/MTFL settings.
 
     ``soft``; ``soft_vr`` (V.R. weight 1, σ_t² = 4); ``soft_dr`` (D.R. JS, weight 0.1, σ_t² = 4);
