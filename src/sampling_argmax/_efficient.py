@@ -5,7 +5,7 @@ generator): for each sample s in order, one ``rand`` call of shape (B, K, M) for
 flattened map, then one basis-offset call per axis in x, y, z order (shape (B, K, n_axis); (B, K, N) per
 coordinate for point sets).
 
-Forward keeps one (B, K, M) buffer; it saves the logits, the (B, K, S, dims) output and the generator state.
+Forward keeps two (B, K, M) buffers (noise, relaxed sample); it saves the logits, the (B, K, S, dims) output and the generator state.
 Backward restores the state into a private generator, regenerates each relaxed sample in turn and
 accumulates the analytic gradient through the Gumbel softmax:
 
@@ -13,8 +13,8 @@ accumulates the analytic gradient through the Gumbel softmax:
     dL/dz = r * (v - <r, v>),  v_m = sum_a dL/dout_a * pos_a(m),  <r, v> = sum_a dL/dout_a * out_a
 
 The log-softmax between logits and z is dropped: the softmax of z is invariant to shifting x per row, so
-its Jacobian correction (pi * sum dL/dlogpi) is identically zero. Peak memory is two (B, K, M) buffers in
-backward (gradient accumulator + the regenerated sample), independent of S.
+its Jacobian correction (pi * sum dL/dlogpi) is identically zero. Peak memory is three (B, K, M) buffers in
+backward (gradient accumulator, noise, relaxed sample), independent of S.
 """
 
 from __future__ import annotations
@@ -25,21 +25,28 @@ from torch import Tensor
 from .bases import Basis
 
 
-def relaxed_sample_(buf: Tensor, x: Tensor, tau: float, gumbel: str, generator: torch.Generator) -> Tensor:
-    """In place: draw Gumbel noise into ``buf`` (B, K, M) and turn it into one relaxed one-hot sample."""
-    buf.uniform_(generator=generator)
-    gumbel_from_uniform_(buf)
-    if gumbel == "paper":  # softmax((log pi + g)/tau); log pi = x - lse(x) and the shift cancels
-        buf.add_(x).div_(tau)
-    else:  # "authors": softmax(x + g/tau)
-        buf.div_(tau).add_(x)
-    buf.sub_(buf.amax(dim=-1, keepdim=True)).exp_()
-    return buf.div_(buf.sum(dim=-1, keepdim=True))
+def relaxed_sample(zbuf: Tensor, out: Tensor, x: Tensor, tau: float, gumbel: str,
+                   generator: torch.Generator) -> Tensor:
+    """Draw the Gumbel noise of one sample into ``zbuf`` (B, K, M) and write its relaxed one-hot to ``out``.
+
+    With ``g = -log(L)``, ``L = -log(u)``: "paper" ``softmax((x + g)/tau)`` (``log pi = x - lse(x)``; the
+    shift cancels in the softmax), "authors" ``softmax(x + g/tau)``. Everything runs in the two buffers.
+    """
+    zbuf.uniform_(generator=generator)
+    neg_gumbel_from_uniform_(zbuf)
+    if gumbel == "paper":
+        torch.sub(x, zbuf, out=zbuf)
+        if tau != 1.0:
+            zbuf.mul_(1.0 / tau)
+    else:
+        torch.add(x, zbuf, alpha=-1.0 / tau, out=zbuf)
+    return torch.softmax(zbuf, dim=-1, out=out)
 
 
-def gumbel_from_uniform_(u: Tensor) -> Tensor:
-    """In place ``g = -log(-log(u))``; u = 0 is clamped to the smallest normal so g stays finite."""
-    return u.clamp_(min=torch.finfo(u.dtype).tiny).log_().neg_().log_().neg_()
+def neg_gumbel_from_uniform_(u: Tensor) -> Tensor:
+    """In place ``-g = log(-log(u))``. u = 0 (probability 2^-24 in float32) gives g = -inf: a cell that
+    cannot win this sample, which softmax and its gradient handle exactly (weight 0)."""
+    return u.log_().neg_().log_()
 
 
 def draw_offsets(basis: Basis, shapes, generator, device, dtype) -> list[Tensor]:
@@ -77,9 +84,9 @@ class SamplingArgmaxFunction(torch.autograd.Function):
         shapes = offset_shapes(b, k, grid, m, dims)
         ctx.state = generator.get_state()
         out = x.new_empty(b, k, num_samples, dims)
-        buf = torch.empty_like(x)
+        zbuf, rbuf = torch.empty_like(x), torch.empty_like(x)
         for s in range(num_samples):
-            r = relaxed_sample_(buf, x, tau, gumbel, generator)
+            r = relaxed_sample(zbuf, rbuf, x, tau, gumbel, generator)
             eps = draw_offsets(basis, shapes, generator, x.device, x.dtype)
             rv = r if points is not None else r.view(b, k, *grid)
             for a in range(dims):
@@ -106,19 +113,20 @@ class SamplingArgmaxFunction(torch.autograd.Function):
         grad_x = torch.zeros_like(x)
         grad_points = torch.zeros_like(points) if want_points else None
         inner = (grad_out * out).sum(-1, keepdim=True)  # <r, v> per sample: (B, K, S, 1)
-        buf = torch.empty_like(x)
+        zbuf, rbuf = torch.empty_like(x), torch.empty_like(x)
         gx = grad_x if points is not None else grad_x.view(b, k, *grid)
         for s in range(num_samples):
-            r = relaxed_sample_(buf, x, tau, gumbel, generator)
+            r = relaxed_sample(zbuf, rbuf, x, tau, gumbel, generator)
             eps = draw_offsets(basis, shapes, generator, x.device, x.dtype)
             g = grad_out[:, :, s]
             rv = r if points is not None else r.view(b, k, *grid)
             for a in range(dims):
                 v = (eps[a] + axis_positions(grid, points, a, x)) * g[:, :, a, None]  # (B, K, n_a)
+                if a == 0:  # fold -<r, v> into the first axis: one full-size pass per axis
+                    v = v - inner[:, :, s]
                 if points is None:  # broadcast the per-axis vector along the other grid axes
                     v = v.view(b, k, *([1] * (len(grid) - 1 - a)), v.shape[-1], *([1] * a))
                 gx.addcmul_(rv, v, value=scale)
-            gx.addcmul_(rv, inner[:, :, s].view(b, k, *([1] * (rv.dim() - 2))), value=-scale)
             if want_points:
                 grad_points += torch.einsum("bkn,bkd->bnd", r, g)
         return grad_x, grad_points, None, None, None, None, None, None

@@ -9,7 +9,7 @@ sampling-argmax samples follow the mixture).
 - gaussian:   N(0, sigma^2), sigma in cell units (1 cell by default; 0.01 for normalized point clouds)
 
 Draw protocol (the efficient operator replays it in backward): one generator call per ``sample`` --
-``torch.rand`` for uniform/triangular (inverse CDF), ``torch.randn`` for gaussian.
+``torch.rand`` for uniform/triangular (two uniforms per offset), ``torch.randn`` for gaussian.
 """
 
 from __future__ import annotations
@@ -57,15 +57,13 @@ class UniformBasis(Basis):
 
 
 class TriangularBasis(Basis):
-    """``eps`` with density ``1 - |eps|`` on [-1, 1], drawn by the inverse CDF of one uniform."""
+    """``eps`` with density ``1 - |eps|`` on [-1, 1]: the sum of two U(0, 1) minus 1 (3 cheap ops)."""
 
     name = "triangular"
 
     def sample(self, shape, generator=None, device=None, dtype=torch.float32) -> Tensor:
-        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
-        # F^-1(u) = -1 + sqrt(2u) for u < 1/2, 1 - sqrt(2(1-u)) otherwise; written with one sqrt.
-        d = 1.0 - (1.0 - (2.0 * u - 1.0).abs()).sqrt()
-        return d * torch.sign(u - 0.5)
+        u = torch.rand((2, *shape), generator=generator, device=device, dtype=dtype)
+        return u.sum(0).sub_(1.0)
 
     def cdf(self, x: Tensor) -> Tensor:
         x = x.clamp(-1.0, 1.0)

@@ -33,7 +33,7 @@ from ._efficient import (
     SamplingArgmaxFunction,
     draw_offsets,
     grid_marginal,
-    gumbel_from_uniform_,
+    neg_gumbel_from_uniform_,
     offset_shapes,
 )
 from .bases import BASES, get_basis
@@ -284,7 +284,7 @@ def _reference(x, points, grid, num_samples, tau, gumbel, basis, generator, rere
     for _ in range(num_samples):
         uniforms.append(torch.rand((b, k, m), generator=generator, device=x.device, dtype=x.dtype))
         offsets.append(draw_offsets(basis, shapes, generator, x.device, x.dtype))
-    g = gumbel_from_uniform_(torch.stack(uniforms, dim=2))  # (B, K, S, M)
+    g = neg_gumbel_from_uniform_(torch.stack(uniforms, dim=2)).neg_()  # (B, K, S, M)
     log_pi = torch.log_softmax(x, dim=-1).unsqueeze(2)
     z = (log_pi + g) / tau if gumbel == "paper" else log_pi + g / tau
     r = torch.softmax(z, dim=-1)
