@@ -1,0 +1,14 @@
+"""Pure metric functions on numpy arrays (no torch, no state)."""
+
+from sampling_argmax.metrics.calibration import calibration, instance_confidence, pearson
+from sampling_argmax.metrics.localization import instance_errors, keypoint_errors, mean_keypoint_error, pck
+
+__all__ = [
+    "calibration",
+    "instance_confidence",
+    "pearson",
+    "instance_errors",
+    "keypoint_errors",
+    "mean_keypoint_error",
+    "pck",
+]
