@@ -10,7 +10,6 @@ import pytest
 from sampling_argmax.metrics.coco import (
     COCO_SIGMAS,
     coco_keypoint_ap,
-    confidence_oks_correlation,
     keypoint_oks,
     keypoint_results,
     oks_nms,
@@ -117,15 +116,6 @@ def test_rescore_instances():
     np.testing.assert_allclose(scores, [0.7, 0.5 * 0.075])
     with pytest.raises(ValueError, match="box_scores"):
         rescore_instances(conf, np.ones(3))
-
-
-def test_confidence_oks_correlation():
-    rng = np.random.default_rng(4)
-    x = rng.uniform(size=200)
-    assert confidence_oks_correlation(x, 2 * x + 1) == pytest.approx(1.0)
-    assert confidence_oks_correlation(x, -x) == pytest.approx(-1.0)
-    assert abs(confidence_oks_correlation(x, rng.uniform(size=200))) < 0.2
-    assert np.isnan(confidence_oks_correlation(np.ones(5), x[:5]))
 
 
 def test_empty_results_give_zero(coco_test):

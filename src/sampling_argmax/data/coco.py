@@ -39,10 +39,10 @@ from sampling_argmax.data.transforms import (
     random_affine_params,
     warp_image,
 )
+from sampling_argmax.metrics.calibration import calibration
 from sampling_argmax.metrics.coco import (
     COCO_SIGMAS,
     coco_keypoint_ap,
-    confidence_oks_correlation,
     keypoint_oks,
     keypoint_results,
     oks_nms,
@@ -570,7 +570,7 @@ class COCODataModule(L.LightningDataModule):
 
     @staticmethod
     def _calibration(coco, pred, confidence, image_ids) -> float:
-        instance_confidence, instance_oks = [], []
+        instance_confidence, instance_oks = [], []  # (N, K) joint confidences, (N,) OKS
         for image_id in np.unique(image_ids):
             anns = [
                 a for a in coco.loadAnns(coco.getAnnIds(imgIds=[int(image_id)], iscrowd=False))
@@ -582,8 +582,10 @@ class COCODataModule(L.LightningDataModule):
             rows = np.flatnonzero(image_ids == image_id)
             oks = keypoint_oks(pred[rows], gt[..., :2], gt[..., 2] > 0, np.array([a["area"] for a in anns]), COCO_SIGMAS)
             instance_oks.extend(oks.max(axis=1))
-            instance_confidence.extend(confidence[rows].mean(axis=1))
-        return confidence_oks_correlation(np.array(instance_confidence), np.array(instance_oks))
+            instance_confidence.extend(confidence[rows])
+        if not instance_oks:
+            return float("nan")
+        return calibration(np.array(instance_confidence), np.array(instance_oks))
 
     def _write(self, stage: str, results: list[dict], metrics: dict[str, float]) -> None:
         trainer = getattr(self, "trainer", None)

@@ -1,4 +1,4 @@
-"""COCO keypoint evaluation: OKS, instance rescoring, OKS-NMS, OKS AP (pycocotools), calibration.
+"""COCO keypoint evaluation: OKS, instance rescoring, OKS-NMS, OKS AP (pycocotools).
 
 Pure functions on numpy arrays; :func:`coco_keypoint_ap` is the only one that touches pycocotools.
 The pipeline of a top-down evaluation (``COCODataModule.evaluate``) is::
@@ -7,6 +7,9 @@ The pipeline of a top-down evaluation (``COCODataModule.evaluate``) is::
     keep = oks_nms(keypoints, scores, areas)                     # per image
     results = keypoint_results(image_ids[keep], keypoints[keep], confidence[keep], scores[keep])
     metrics = coco_keypoint_ap(coco_gt, results)                 # AP, AP50, AP75, APM, APL, AR, ...
+
+The paper's calibration number is ``metrics.calibration.calibration(confidence, oks)`` with the
+OKS of each instance from :func:`keypoint_oks`.
 
 Example:
     >>> import numpy as np
@@ -31,7 +34,6 @@ __all__ = [
     "oks_nms",
     "keypoint_results",
     "coco_keypoint_ap",
-    "confidence_oks_correlation",
 ]
 
 #: Per-keypoint OKS constants of the 17 COCO keypoints (the values pycocotools uses).
@@ -219,21 +221,3 @@ def coco_keypoint_ap(coco_gt, results: list[dict], image_ids: Sequence[int] | No
         evaluator.accumulate()
         evaluator.summarize()
     return {name: float(value) for name, value in zip(COCO_METRIC_NAMES, evaluator.stats)}
-
-
-def confidence_oks_correlation(confidence: np.ndarray, oks: np.ndarray) -> float:
-    """Pearson correlation between instance confidences (N,) and their OKS (N,) (the paper's calibration).
-
-    Returns NaN when fewer than two instances are given or either input is constant.
-
-    Example:
-        >>> round(confidence_oks_correlation(np.array([0.1, 0.5, 0.9]), np.array([0.2, 0.6, 1.0])), 6)
-        1.0
-    """
-    confidence = np.asarray(confidence, dtype=np.float64).reshape(-1)
-    oks = np.asarray(oks, dtype=np.float64).reshape(-1)
-    if confidence.shape != oks.shape:
-        raise ValueError(f"confidence and oks must have the same length, got {confidence.shape} and {oks.shape}")
-    if confidence.size < 2 or np.ptp(confidence) == 0 or np.ptp(oks) == 0:
-        return float("nan")
-    return float(np.corrcoef(confidence, oks)[0, 1])
