@@ -1,0 +1,224 @@
+"""Sampling-argmax: samples follow the mixture, efficient == reference, gradcheck, memory flat in S,
+and the authors' options (reread, reweight, clipped gradient) against direct formulas."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from sampling_argmax import marginals, sampling_argmax, sampling_argmax_points, soft_argmax
+from sampling_argmax._memory import peak_cpu_memory
+from sampling_argmax.bases import get_basis
+from sampling_argmax.functional import _ClippedIntegral, _interpolate
+
+BASES = ["uniform", "triangular", "gaussian"]
+N = 20_000
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _mixture_cdf(probs, basis):
+    """Exact CDF of p(y) = sum_i pi_i f_i(y) for cell centres 0..n-1."""
+    probs = probs.double()
+    centres = torch.arange(probs.shape[-1], dtype=torch.float64)
+
+    def cdf(y):
+        y = torch.as_tensor(y, dtype=torch.float64)[:, None]
+        return (probs * basis.cdf(y - centres)).sum(-1).numpy()
+
+    return cdf
+
+
+def _samples(logits, tau, basis, seed=0):
+    """N independent samples of one map: the map repeated over the batch, one sample each."""
+    return sampling_argmax(logits.expand(N, 1, *logits.shape), 1, tau, basis, generator=_gen(seed))[:, 0, 0]
+
+
+_RANDOM_1D = torch.randn(12, generator=_gen(123)) * 1.5
+_RANDOM_2D = torch.randn(7, 9, generator=_gen(124)) * 1.5
+_TWO_MODES = torch.full((16,), -1e4).index_fill_(0, torch.tensor([3, 11]), 0.0)
+
+
+# ------------------------------------------------------------------------------------------- distribution
+@pytest.mark.parametrize("basis", BASES)
+def test_near_zero_temperature_samples_follow_the_mixture(basis):
+    f = get_basis(basis)
+    s1 = _samples(_RANDOM_1D, 0.01, basis)[:, 0]
+    assert stats.kstest(s1.numpy(), _mixture_cdf(torch.softmax(_RANDOM_1D, -1), f)).pvalue > 0.01
+    s2 = _samples(_RANDOM_2D, 0.01, basis)
+    for axis, marginal in enumerate(marginals(_RANDOM_2D[None, None])):
+        assert stats.kstest(s2[:, axis].numpy(), _mixture_cdf(marginal[0, 0], f)).pvalue > 0.01
+
+
+@pytest.mark.parametrize("basis", BASES)
+def test_visible_relaxation_is_rejected(basis):
+    # two separated modes: at tau = 0.2 many samples are blends that land between them
+    samples = _samples(_TWO_MODES, 0.2, basis)[:, 0]
+    assert stats.kstest(samples.numpy(), _mixture_cdf(torch.softmax(_TWO_MODES, -1), get_basis(basis))).pvalue < 1e-6
+
+
+def test_sample_mean_converges_to_the_expectation():
+    logits = torch.randn(1, 1, 10, generator=_gen(5))
+    expectation = soft_argmax(logits)[0, 0, 0]
+    samples = sampling_argmax(logits.expand(N, 1, 10), 1, 0.01, "triangular", generator=_gen())[:, 0, 0, 0]
+    spread = samples.std()
+    errors = []
+    for count in (10, 100, 1000, N):
+        error = (samples[:count].mean() - expectation).abs()
+        assert error < 4 * spread / count**0.5 + 0.01, count
+        errors.append(float(error))
+    assert errors[-1] < 0.05 and errors[-1] < errors[0]
+
+
+# ---------------------------------------------------------------------------------- efficient == reference
+def _both(fn, *inputs):
+    results = []
+    for implementation in ("reference", "efficient"):
+        leaves = [t.detach().clone().requires_grad_() for t in inputs]
+        out = fn(*leaves, implementation=implementation)
+        weights = torch.randn(out.shape, generator=_gen(99), dtype=out.dtype)
+        grads = torch.autograd.grad((out * weights).sum(), leaves)
+        results.append((out, *grads))
+    return results
+
+
+@pytest.mark.parametrize("gumbel", ["paper", "authors"])
+@pytest.mark.parametrize("basis", BASES)
+@pytest.mark.parametrize("grid", [(11,), (6, 7), (3, 4, 5)], ids=["1d", "2d", "3d"])
+def test_efficient_equals_reference(grid, basis, gumbel):
+    logits = torch.randn(2, 3, *grid, generator=_gen(1)) * 2
+
+    def fn(x, implementation):
+        return sampling_argmax(x, 5, 0.7, basis, gumbel, _gen(3), sigma=1.3, implementation=implementation)
+
+    (ref, ref_grad), (eff, eff_grad) = _both(fn, logits)
+    torch.testing.assert_close(eff, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(eff_grad, ref_grad, rtol=1e-4, atol=1e-5)
+
+
+def test_efficient_equals_reference_on_points():
+    logits, points = torch.randn(2, 4, 30, generator=_gen(1)), torch.rand(2, 30, 3, generator=_gen(2))
+
+    def fn(x, p, implementation):
+        return sampling_argmax_points(x, p, 6, 0.5, 0.05, _gen(3), implementation=implementation)
+
+    ref, eff = _both(fn, logits, points)
+    for a, b in zip(ref, eff):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_both_implementations_advance_the_generator_alike():
+    logits = torch.randn(2, 3, 6, 5)
+    ga, gb = _gen(4), _gen(4)
+    sampling_argmax(logits, 3, generator=ga, implementation="reference")
+    sampling_argmax(logits, 3, generator=gb, implementation="efficient")
+    assert torch.equal(ga.get_state(), gb.get_state())
+
+
+# ------------------------------------------------------------------------------------------------ gradcheck
+@pytest.mark.parametrize("implementation", ["reference", "efficient"])
+@pytest.mark.parametrize("grid,basis,gumbel", [((6,), "triangular", "paper"), ((4, 5), "gaussian", "authors"),
+                                               ((2, 3, 4), "uniform", "paper")], ids=["1d", "2d", "3d"])
+def test_gradcheck(implementation, grid, basis, gumbel):
+    logits = torch.randn(1, 2, *grid, dtype=torch.float64, generator=_gen(1), requires_grad=True)
+
+    def fn(x):
+        return sampling_argmax(x, 3, 0.8, basis, gumbel, _gen(2), implementation=implementation)
+
+    assert torch.autograd.gradcheck(fn, (logits,))
+
+
+@pytest.mark.parametrize("implementation", ["reference", "efficient"])
+def test_gradcheck_points(implementation):
+    logits = torch.randn(1, 2, 8, dtype=torch.float64, generator=_gen(1), requires_grad=True)
+    points = torch.rand(1, 8, 3, dtype=torch.float64, generator=_gen(2), requires_grad=True)
+
+    def fn(x, p):
+        return sampling_argmax_points(x, p, 3, 0.8, 0.05, _gen(3), implementation=implementation)
+
+    assert torch.autograd.gradcheck(fn, (logits, points))
+
+
+@pytest.mark.parametrize("option", [dict(basis="triangular", triangular_reread=True),
+                                    dict(basis="gaussian", gaussian_reweight=True)], ids=["reread", "reweight"])
+def test_gradcheck_authors_options(option):
+    logits = torch.randn(1, 2, 4, 5, dtype=torch.float64, generator=_gen(1), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: sampling_argmax(x, 2, 0.8, generator=_gen(2), **option), (logits,))
+
+
+# ---------------------------------------------------------------------------------------- authors' options
+def _replay_1d(logits, tau, basis):
+    """Relaxed marginal and perturbed positions of one 1D sample, drawn by the documented protocol."""
+    g = _gen(8)
+    u = torch.rand(logits.shape, generator=g, dtype=logits.dtype)
+    eps = get_basis(basis).sample(logits.shape, generator=g, dtype=logits.dtype)
+    relaxed = torch.softmax((torch.log_softmax(logits, -1) - torch.log(-torch.log(u))) / tau, -1)
+    return relaxed, torch.arange(logits.shape[-1], dtype=logits.dtype) + eps, eps
+
+
+def test_gaussian_reweight_matches_its_formula():
+    logits = torch.randn(2, 3, 9, dtype=torch.float64)
+    relaxed, pos, eps = _replay_1d(logits, 0.5, "gaussian")
+    w = relaxed * torch.exp(-2 * eps**2)
+    expected = (w * pos).sum(-1) / w.sum(-1)
+    out = sampling_argmax(logits, 1, 0.5, "gaussian", generator=_gen(8), gaussian_reweight=True)
+    torch.testing.assert_close(out[:, :, 0, 0], expected)
+    plain = sampling_argmax(logits, 1, 0.5, "gaussian", generator=_gen(8))
+    assert not torch.allclose(out, plain)
+
+
+def test_triangular_reread_matches_its_formula():
+    logits = torch.randn(2, 3, 9, dtype=torch.float64)
+    relaxed, pos, _ = _replay_1d(logits, 0.5, "triangular")
+    grid = torch.arange(-1.0, 10.0, dtype=torch.float64)  # zero beyond the grid
+    padded = torch.nn.functional.pad(relaxed, (1, 1))
+    reread = torch.tensor([[np.interp(pos[b, k].numpy(), grid.numpy(), padded[b, k].numpy()) for k in range(3)]
+                           for b in range(2)])
+    expected = (reread * pos).sum(-1) / reread.sum(-1)
+    out = sampling_argmax(logits, 1, 0.5, "triangular", generator=_gen(8), triangular_reread=True)
+    torch.testing.assert_close(out[:, :, 0, 0], expected)
+
+
+def test_interpolate_is_exact_at_cells_and_zero_outside():
+    values = torch.tensor([1.0, 3.0, 2.0])
+    pos = torch.tensor([0.0, 0.5, 2.0, 2.5, -1.0, -0.5, 3.0])
+    torch.testing.assert_close(_interpolate(values, pos), torch.tensor([1.0, 2.0, 2.0, 1.0, 0.0, 0.5, 0.0]))
+
+
+def test_clipped_gradient_replaces_the_weight_gradient_by_plus_minus_two_per_normalized_unit():
+    weights = torch.tensor([[0.2, 0.3, 0.5]], requires_grad=True)
+    positions = torch.tensor([[0.1, 1.2, 1.9]])
+    out = _ClippedIntegral.apply(weights, positions, 6.0)
+    torch.testing.assert_close(out, (weights * positions).sum(-1))
+    out.sum().backward()  # out = 1.33: positions >= out get +6, the others -6
+    torch.testing.assert_close(weights.grad, torch.tensor([[-6.0, -6.0, 6.0]]))
+    # through the operator: same forward as the plain path, different gradient
+    logits = torch.randn(2, 3, 8, 6, requires_grad=True)
+    clipped = sampling_argmax(logits, 2, 0.5, generator=_gen(), clipped_gradient=True)
+    plain = sampling_argmax(logits, 2, 0.5, generator=_gen())
+    torch.testing.assert_close(clipped, plain)
+    (g_clipped,) = torch.autograd.grad(clipped.sum(), logits)
+    (g_plain,) = torch.autograd.grad(plain.sum(), logits)
+    assert not torch.allclose(g_clipped, g_plain)
+
+
+# ---------------------------------------------------------------------------------------------------- memory
+def _fwd_bwd_peak(logits, num_samples, implementation):
+    def run():
+        out = sampling_argmax(logits, num_samples, 1.0, generator=_gen(), implementation=implementation)
+        (grad,) = torch.autograd.grad(out.sum(), logits)
+        return grad
+
+    return peak_cpu_memory(run)[1]
+
+
+def test_efficient_memory_is_flat_in_samples_and_far_below_the_reference():
+    logits = torch.randn(4, 4, 32, 32, requires_grad=True)
+    map_bytes = logits.numel() * 4
+    one, many = _fwd_bwd_peak(logits, 1, "efficient"), _fwd_bwd_peak(logits, 20, "efficient")
+    reference = _fwd_bwd_peak(logits, 20, "reference")
+    assert many <= 1.1 * one, (one, many)
+    assert many <= 4 * map_bytes  # accumulator + noise + relaxed sample, plus small per-axis vectors
+    assert reference >= 10 * many, (reference, many)
