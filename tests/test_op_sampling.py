@@ -174,8 +174,8 @@ def test_triangular_reread_matches_its_formula():
     relaxed, pos, _ = _replay_1d(logits, 0.5, "triangular")
     grid = torch.arange(-1.0, 10.0, dtype=torch.float64)  # zero beyond the grid
     padded = torch.nn.functional.pad(relaxed, (1, 1))
-    reread = torch.tensor([[np.interp(pos[b, k].numpy(), grid.numpy(), padded[b, k].numpy()) for k in range(3)]
-                           for b in range(2)])
+    reread = torch.from_numpy(np.array([[np.interp(pos[b, k].numpy(), grid.numpy(), padded[b, k].numpy())
+                                         for k in range(3)] for b in range(2)]))
     expected = (reread * pos).sum(-1) / reread.sum(-1)
     out = sampling_argmax(logits, 1, 0.5, "triangular", generator=_gen(8), triangular_reread=True)
     torch.testing.assert_close(out[:, :, 0, 0], expected)
