@@ -145,7 +145,10 @@ class Method:
         self.epoch = int(epoch)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._repr_fields())
+        # constructor-style: the "confidence" argument is stored as confidence_readout (confidence is a method)
+        args = ", ".join(
+            f"{k.removesuffix('_readout')}={getattr(self, k)!r}" for k in self._repr_fields()
+        )
         return f"{type(self).__name__}({args})"
 
     # ---------------------------------------------------------------- for subclasses
