@@ -2,19 +2,20 @@
 
 Noise protocol (shared with the reference implementation, so both draw identical numbers from the same
 generator): for each sample s in order, one ``rand`` call of shape (B, K, M) for the Gumbel noise of the
-flattened map, then one basis-offset call per axis in x, y, z order (shape (B, K, n_axis); (B, K, N) per
-coordinate for point sets).
+flattened map, then one basis-offset call of shape (B, K, L) holding every axis's per-cell offsets one
+after the other (x, y, z; L = W + H + D) -- for point sets the d coordinates of the N points (L = d N).
 
-Forward keeps two (B, K, M) buffers (noise, relaxed sample); it saves the logits, the (B, K, S, dims) output and the generator state.
-Backward restores the state into a private generator, regenerates each relaxed sample in turn and
-accumulates the analytic gradient through the Gumbel softmax:
+Forward keeps two (B, K, M) buffers (noise, relaxed sample); it saves the logits, the (B, K, S, dims)
+output and the generator state. Backward restores the state into a private generator, regenerates each
+relaxed sample in turn and accumulates the analytic gradient through the Gumbel softmax:
 
     r = softmax(z),  z = (x + g)/tau ("paper") or x + g/tau ("authors"),  out_a = sum_j marg_a(r)_j pos_aj
     dL/dz = r * (v - <r, v>),  v_m = sum_a dL/dout_a * pos_a(m),  <r, v> = sum_a dL/dout_a * out_a
 
 The log-softmax between logits and z is dropped: the softmax of z is invariant to shifting x per row, so
 its Jacobian correction (pi * sum dL/dlogpi) is identically zero. Peak memory is three (B, K, M) buffers in
-backward (gradient accumulator, noise, relaxed sample), independent of S.
+backward (gradient accumulator, noise, relaxed sample), independent of S; the per-sample loop trades the
+S-fold memory of the reference for drawing the noise twice.
 """
 
 from __future__ import annotations
@@ -49,15 +50,60 @@ def neg_gumbel_from_uniform_(u: Tensor) -> Tensor:
     return u.log_().neg_().log_()
 
 
-def draw_offsets(basis: Basis, shapes, generator, device, dtype) -> list[Tensor]:
-    return [basis.sample(shape, generator=generator, device=device, dtype=dtype) for shape in shapes]
+class Layout:
+    """Where the cells of one map sit, per axis: grid cell centres or point coordinates.
 
+    Holds the concatenated positions ``(L,)`` (grid) or ``(B, 1, L)`` (points) and the per-axis segment
+    lengths, so that one sample's offsets, read-out and gradient take a handful of ops.
+    """
 
-def offset_shapes(batch: int, keypoints: int, grid: tuple[int, ...] | None, num_points: int, dims: int):
-    """Shapes of the per-axis offset draws, in x, y, z order (``grid`` in tensor layout, e.g. (H, W))."""
-    if grid is None:
-        return [(batch, keypoints, num_points)] * dims
-    return [(batch, keypoints, n) for n in reversed(grid)]
+    def __init__(self, batch: int, keypoints: int, grid: tuple[int, ...] | None, points: Tensor | None,
+                 like: Tensor):
+        self.batch, self.keypoints, self.grid, self.points = batch, keypoints, grid, points
+        if points is None:
+            self.sizes = tuple(reversed(grid))  # x, y, z
+            self.positions = torch.cat([torch.arange(n, device=like.device, dtype=like.dtype) for n in self.sizes])
+        else:
+            self.sizes = (points.shape[1],) * points.shape[2]
+            self.positions = points.transpose(1, 2).reshape(batch, 1, -1)
+        self.dims = len(self.sizes)
+        # (L, dims) indicator of the axis each concatenated entry belongs to: per-axis sums as one matmul
+        axis_of = torch.repeat_interleave(torch.arange(self.dims, device=like.device),
+                                          torch.tensor(self.sizes, device=like.device))
+        self.segments = torch.nn.functional.one_hot(axis_of, self.dims).to(like.dtype)
+
+    def draw_offsets(self, basis: Basis, generator, like: Tensor) -> Tensor:
+        """One sample's basis offsets, (B, K, L)."""
+        return basis.sample((self.batch, self.keypoints, sum(self.sizes)), generator=generator,
+                            device=like.device, dtype=like.dtype)
+
+    def split(self, values: Tensor) -> tuple[Tensor, ...]:
+        """(..., L) -> per-axis (..., n_a) views, x, y, z order."""
+        return values.split(self.sizes, dim=-1)
+
+    def readout(self, r: Tensor, perturbed: Tensor) -> Tensor:
+        """``out_a = sum_j marg_a(r)_j perturbed_aj`` for one sample: r (B, K, M), perturbed (B, K, L)."""
+        b, k = self.batch, self.keypoints
+        if self.points is not None:
+            return (r[:, :, None, :] * perturbed.view(b, k, self.dims, -1)).sum(-1)
+        rv = r.view(b, k, *self.grid)
+        marg = torch.cat([grid_marginal(rv, self.grid, a) for a in range(self.dims)], dim=-1)
+        return (marg * perturbed) @ self.segments
+
+    def accumulate_grad(self, grad: Tensor, r: Tensor, perturbed: Tensor, g: Tensor, inner: Tensor,
+                        scale: float) -> None:
+        """``grad += scale * r * (v - inner)`` with ``v_m = sum_a g_a perturbed_a(m)``, in place."""
+        b, k = self.batch, self.keypoints
+        v = perturbed * (g @ self.segments.T)  # (B, K, L): each axis's positions times its output gradient
+        if self.points is not None:
+            grad.addcmul_(r, v.view(b, k, self.dims, -1).sum(2).sub_(inner), value=scale)
+            return
+        gv, rv = grad.view(b, k, *self.grid), r.view(b, k, *self.grid)
+        for a, va in enumerate(self.split(v)):
+            if a == 0:  # fold -<r, v> into the first axis: one full-size pass per axis
+                va = va - inner
+            nd = len(self.grid)
+            gv.addcmul_(rv, va.reshape(b, k, *([1] * (nd - 1 - a)), va.shape[-1], *([1] * a)), value=scale)
 
 
 def grid_marginal(r: Tensor, grid: tuple[int, ...], axis: int) -> Tensor:
@@ -67,32 +113,21 @@ def grid_marginal(r: Tensor, grid: tuple[int, ...], axis: int) -> Tensor:
     return r.sum(dim=other) if other else r
 
 
-def axis_positions(grid, points: Tensor | None, axis: int, like: Tensor) -> Tensor:
-    """Cell centres of a grid axis, (n,), or the point coordinates of a point set, (B, 1, N)."""
-    if points is None:
-        return torch.arange(grid[len(grid) - 1 - axis], device=like.device, dtype=like.dtype)
-    return points[:, None, :, axis]
-
-
 class SamplingArgmaxFunction(torch.autograd.Function):
     """``(x (B,K,M), points (B,N,d) | None) -> samples (B, K, S, dims)``; see the module docstring."""
 
     @staticmethod
     def forward(ctx, x, points, grid, num_samples, tau, gumbel, basis, generator):
-        b, k, m = x.shape
-        dims = len(grid) if points is None else points.shape[-1]
-        shapes = offset_shapes(b, k, grid, m, dims)
+        b, k, _ = x.shape
+        layout = Layout(b, k, grid, points, x)
         ctx.state = generator.get_state()
-        out = x.new_empty(b, k, num_samples, dims)
+        out = x.new_empty(num_samples, b, k, layout.dims)
         zbuf, rbuf = torch.empty_like(x), torch.empty_like(x)
         for s in range(num_samples):
             r = relaxed_sample(zbuf, rbuf, x, tau, gumbel, generator)
-            eps = draw_offsets(basis, shapes, generator, x.device, x.dtype)
-            rv = r if points is not None else r.view(b, k, *grid)
-            for a in range(dims):
-                weights = rv if points is not None else grid_marginal(rv, grid, a)
-                pos = axis_positions(grid, points, a, x)
-                out[:, :, s, a] = (weights * (eps[a] + pos)).sum(-1)
+            perturbed = layout.draw_offsets(basis, generator, x).add_(layout.positions)
+            out[s] = layout.readout(r, perturbed)
+        out = out.permute(1, 2, 0, 3)
         ctx.save_for_backward(x, points, out)
         ctx.grid, ctx.tau, ctx.gumbel, ctx.basis = grid, tau, gumbel, basis
         return out
@@ -101,10 +136,9 @@ class SamplingArgmaxFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         x, points, out = ctx.saved_tensors
-        grid, tau, gumbel, basis = ctx.grid, ctx.tau, ctx.gumbel, ctx.basis
-        b, k, m = x.shape
-        num_samples, dims = out.shape[2], out.shape[3]
-        shapes = offset_shapes(b, k, grid, m, dims)
+        tau, gumbel, basis = ctx.tau, ctx.gumbel, ctx.basis
+        b, k, _ = x.shape
+        layout = Layout(b, k, ctx.grid, points, x)
         generator = torch.Generator(device=x.device)
         generator.set_state(ctx.state)
         grad_out = grad_out.to(x.dtype)
@@ -114,19 +148,11 @@ class SamplingArgmaxFunction(torch.autograd.Function):
         grad_points = torch.zeros_like(points) if want_points else None
         inner = (grad_out * out).sum(-1, keepdim=True)  # <r, v> per sample: (B, K, S, 1)
         zbuf, rbuf = torch.empty_like(x), torch.empty_like(x)
-        gx = grad_x if points is not None else grad_x.view(b, k, *grid)
-        for s in range(num_samples):
+        for s in range(out.shape[2]):
             r = relaxed_sample(zbuf, rbuf, x, tau, gumbel, generator)
-            eps = draw_offsets(basis, shapes, generator, x.device, x.dtype)
+            perturbed = layout.draw_offsets(basis, generator, x).add_(layout.positions)
             g = grad_out[:, :, s]
-            rv = r if points is not None else r.view(b, k, *grid)
-            for a in range(dims):
-                v = (eps[a] + axis_positions(grid, points, a, x)) * g[:, :, a, None]  # (B, K, n_a)
-                if a == 0:  # fold -<r, v> into the first axis: one full-size pass per axis
-                    v = v - inner[:, :, s]
-                if points is None:  # broadcast the per-axis vector along the other grid axes
-                    v = v.view(b, k, *([1] * (len(grid) - 1 - a)), v.shape[-1], *([1] * a))
-                gx.addcmul_(rv, v, value=scale)
+            layout.accumulate_grad(grad_x, r, perturbed, g, inner[:, :, s], scale)
             if want_points:
                 grad_points += torch.einsum("bkn,bkd->bnd", r, g)
         return grad_x, grad_points, None, None, None, None, None, None

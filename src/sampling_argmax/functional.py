@@ -29,13 +29,7 @@ from ._checks import (
     compute_dtype,
     no_autocast,
 )
-from ._efficient import (
-    SamplingArgmaxFunction,
-    draw_offsets,
-    grid_marginal,
-    neg_gumbel_from_uniform_,
-    offset_shapes,
-)
+from ._efficient import Layout, SamplingArgmaxFunction, grid_marginal, neg_gumbel_from_uniform_
 from .bases import BASES, get_basis
 from .coords import cell_centers
 
@@ -278,20 +272,19 @@ def sampling_argmax_points(
 def _reference(x, points, grid, num_samples, tau, gumbel, basis, generator, reread, reweight, clipped):
     """Plain-autograd sampling-argmax over all S relaxed maps at once; same noise protocol as the Function."""
     b, k, m = x.shape
-    dims = len(grid) if points is None else points.shape[-1]
-    shapes = offset_shapes(b, k, grid, m, dims)
+    layout = Layout(b, k, grid, points, x)
     uniforms, offsets = [], []
     for _ in range(num_samples):
         uniforms.append(torch.rand((b, k, m), generator=generator, device=x.device, dtype=x.dtype))
-        offsets.append(draw_offsets(basis, shapes, generator, x.device, x.dtype))
+        offsets.append(layout.draw_offsets(basis, generator, x))
     g = neg_gumbel_from_uniform_(torch.stack(uniforms, dim=2)).neg_()  # (B, K, S, M)
     log_pi = torch.log_softmax(x, dim=-1).unsqueeze(2)
     z = (log_pi + g) / tau if gumbel == "paper" else log_pi + g / tau
     r = torch.softmax(z, dim=-1)
     rv = r.view(b, k, num_samples, *grid) if points is None else r
+    offsets = torch.stack(offsets, dim=2)  # (B, K, S, L)
     coords = []
-    for a in range(dims):
-        eps = torch.stack([o[a] for o in offsets], dim=2)  # (B, K, S, n_a)
+    for a, eps in enumerate(layout.split(offsets)):  # per axis (B, K, S, n_a)
         if points is None:
             weights = grid_marginal(rv, grid, a)
             pos = eps + cell_centers(weights.shape[-1], x.device, x.dtype)
