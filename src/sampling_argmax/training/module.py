@@ -139,21 +139,25 @@ class LocalizationModule(L.LightningModule):
     def forward(self, image: Tensor) -> Tensor:
         return self.model(image)
 
-    def evaluation_logits(self, image: Tensor) -> Tensor:
-        """Logits used for evaluation: the model's, or the flip-test average as log-probabilities."""
+    def evaluation_logits(self, image: Tensor, flip_pairs: Sequence[Sequence[int]] | None = None) -> Tensor:
+        """Logits used for evaluation: the model's, or with ``flip_test`` the flip-averaged log-probabilities.
+
+        ``flip_pairs`` default to ``trainer.datamodule.flip_pairs``.
+        """
         logits = self.model(image)
         if not self.flip_test:
             return logits
-        return flip_average(logits, self.model(image.flip(-1)), self._flip_pairs())
-
-    def _flip_pairs(self) -> list[tuple[int, int]]:
-        pairs = getattr(getattr(self.trainer, "datamodule", None), "flip_pairs", None) if self._trainer else None
-        if pairs is None:
+        if flip_pairs is None:
+            datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+            flip_pairs = getattr(datamodule, "flip_pairs", None)
+        if flip_pairs is None:
             raise ValueError(
                 "flip_test=True needs the datamodule to define flip_pairs (left/right keypoint pairs, [] if none); "
                 "set model.flip_test=false for this dataset"
             )
-        return pairs
+        if logits.dim() != 4:
+            raise ValueError(f"flip_test=True needs 2D maps (B, K, H, W); got logits {tuple(logits.shape)}")
+        return flip_average(logits, self.model(image.flip(-1)), flip_pairs)
 
     # ------------------------------------------------------------------ training
 
@@ -176,7 +180,8 @@ class LocalizationModule(L.LightningModule):
         return loss
 
     def _check_keypoints(self, logits: Tensor) -> None:
-        expected = getattr(getattr(self._trainer, "datamodule", None), "num_keypoints", None) if self._trainer else None
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        expected = getattr(datamodule, "num_keypoints", None)
         if expected is not None and logits.shape[1] != expected:
             raise ValueError(
                 f"the model outputs {logits.shape[1]} maps but the datamodule has num_keypoints={expected}; "

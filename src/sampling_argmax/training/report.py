@@ -1,0 +1,292 @@
+"""Reports: the comparison table (Markdown/CSV) and figures of learned probability maps and predictions.
+
+``sampling-argmax visualize --checkpoint runs/synthetic2d/samp_tri/checkpoints/last.ckpt`` draws the
+figures for any trained :class:`~sampling_argmax.training.LocalizationModule`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "MapSnapshot",
+    "snapshot_maps",
+    "summarize",
+    "format_markdown",
+    "write_table",
+    "plot_maps",
+    "plot_predictions",
+    "visualize_main",
+]
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def summarize(runs: Sequence[Mapping[str, float | str]], methods: Sequence[str], metrics: Sequence[str]
+              ) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """metric -> method -> (mean, std over seeds (ddof=1; 0 for one seed), number of seeds)."""
+    table: dict[str, dict[str, tuple[float, float, int]]] = {}
+    for metric in metrics:
+        table[metric] = {}
+        for method in methods:
+            values = np.array([float(r[metric]) for r in runs if r["method"] == method and metric in r], float)
+            values = values[np.isfinite(values)]
+            if values.size == 0:
+                table[metric][method] = (math.nan, math.nan, 0)
+            else:
+                std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+                table[metric][method] = (float(values.mean()), std, int(values.size))
+    return table
+
+
+def _cell(mean: float, std: float, count: int, digits: int) -> str:
+    if count == 0:
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if count > 1 else f"{mean:.{digits}f}"
+
+
+def format_markdown(table: Mapping[str, Mapping[str, tuple[float, float, int]]], methods: Sequence[str],
+                    labels: Mapping[str, str] | None = None, digits: int = 3) -> str:
+    """The paper's layout: one row per metric, one column per method, mean ± std over seeds."""
+    labels = labels or {}
+    lines = ["| metric | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for metric, row in table.items():
+        cells = [_cell(*row[m], digits=digits) for m in methods]
+        lines.append(f"| {labels.get(metric, metric)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(out: Path, runs: Sequence[Mapping[str, float | str]], methods: Sequence[str],
+                metrics: Sequence[str], labels: Mapping[str, str] | None = None, header: str = "") -> str:
+    """Write table.md, table.csv (same layout, mean and std columns) and runs.csv (one row per run)."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = summarize(runs, methods, metrics)
+    markdown = format_markdown(table, methods, labels)
+    (out / "table.md").write_text(header + markdown)
+    with open(out / "table.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["metric"] + [f"{m}_{s}" for m in methods for s in ("mean", "std")] + ["seeds"])
+        for metric, row in table.items():
+            cells = [f"{v:.6g}" for m in methods for v in row[m][:2]]
+            writer.writerow([metric, *cells, max(row[m][2] for m in methods)])
+    keys = list(dict.fromkeys(k for run in runs for k in run))
+    with open(out / "runs.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(runs)
+    return markdown
+
+
+# ---------------------------------------------------------------------------------------------- map snapshots
+
+
+@dataclass
+class MapSnapshot:
+    """What the figures need from one trained model on a few fixed inputs (all numpy).
+
+    images (N, C, *grid_in); prob (N, K, *grid) probability maps; pred, target (N, K, dims) in grid cells.
+    """
+
+    name: str
+    images: np.ndarray
+    prob: np.ndarray
+    pred: np.ndarray
+    target: np.ndarray
+
+
+@torch.no_grad()
+def snapshot_maps(module, datamodule, num_samples: int = 4, split: str = "val") -> MapSnapshot:
+    """Run ``module`` (eval mode, flip test as configured) on the first ``num_samples`` of ``split``."""
+    if split not in ("val", "test"):
+        raise ValueError(f"split={split!r} must be 'val' or 'test'")
+    datamodule.setup("validate" if split == "val" else "test")
+    loader = datamodule.val_dataloader() if split == "val" else datamodule.test_dataloader()
+    images, targets = [], []
+    for batch in loader:
+        images.append(batch["image"])
+        targets.append(batch["target"])
+        if sum(len(i) for i in images) >= num_samples:
+            break
+    image = torch.cat(images)[:num_samples]
+    target = torch.cat(targets)[:num_samples]
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    logits = module.evaluation_logits(image.to(device), getattr(datamodule, "flip_pairs", None))
+    module.train(was_training)
+    batch, keypoints = logits.shape[:2]
+    prob = torch.softmax(logits.float().reshape(batch, keypoints, -1), -1).reshape(logits.shape)
+    pred = module.method.predict(logits)
+    return MapSnapshot(
+        name=getattr(module.method, "name", type(module.method).__name__),
+        images=image.float().cpu().numpy(), prob=prob.cpu().numpy(), pred=pred.float().cpu().numpy(),
+        target=target.float().cpu().numpy(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    """(C, *grid) normalized input -> (*grid) or (*grid, 3) in [0, 1] for imshow."""
+    image = image.mean(0) if image.shape[0] != 3 else np.moveaxis(image, 0, -1)
+    low, high = np.percentile(image, [1, 99])
+    return np.clip((image - low) / max(high - low, 1e-6), 0, 1)
+
+
+def _to_input(coords: np.ndarray, grid_shape: Sequence[int], input_shape: Sequence[int]) -> np.ndarray:
+    """Grid-cell coordinates (x, y, z order) -> input pixels, assuming the map covers the whole input."""
+    sizes_xyz = np.array(list(grid_shape)[::-1], float)
+    inputs_xyz = np.array(list(input_shape)[::-1], float)
+    stride = inputs_xyz / sizes_xyz
+    return (coords + 0.5) * stride - 0.5
+
+
+def _keypoint_colors(count: int):
+    import matplotlib.pyplot as plt
+
+    return [plt.get_cmap("tab10")(k % 10) for k in range(count)]
+
+
+def _panel(ax, snap: MapSnapshot, n: int, keypoint: int | None) -> None:
+    """Draw sample n: the input and the map of ``keypoint`` (None = predictions of all keypoints)."""
+    image, prob = snap.images[n], snap.prob[n]
+    grid_shape, input_shape = prob.shape[1:], image.shape[1:]
+    dims = len(grid_shape)
+    pred = _to_input(snap.pred[n], grid_shape, input_shape)
+    target = _to_input(snap.target[n], grid_shape, input_shape)
+    colors = _keypoint_colors(prob.shape[0])
+    chosen = range(prob.shape[0]) if keypoint is None else [keypoint]
+    if dims == 1:
+        signal = image.mean(0)
+        ax.plot(signal, color="0.6", lw=0.7)
+        twin = ax.twinx()
+        for k in chosen:
+            x = _to_input(np.arange(grid_shape[0], dtype=float)[:, None], grid_shape, input_shape)[:, 0]
+            twin.fill_between(x, prob[k], color=colors[k], alpha=0.5)
+            ax.axvline(target[k, 0], color=colors[k], ls="--", lw=1)
+            ax.axvline(pred[k, 0], color=colors[k], lw=1)
+        twin.set_yticks([])
+        ax.set_yticks([])
+        return
+    if dims == 3:  # maximum-intensity projection along z
+        image, prob = image.max(axis=1, keepdims=False)[None], prob.max(axis=1)
+        pred, target = pred[:, :2], target[:, :2]
+        input_shape = image.shape[1:]
+    height, width = input_shape
+    extent = (-0.5, width - 0.5, height - 0.5, -0.5)
+    ax.imshow(_display(image), cmap="gray", extent=extent)
+    if keypoint is not None:
+        heat = prob[keypoint] / max(prob[keypoint].max(), 1e-12)
+        ax.imshow(heat, cmap="magma", alpha=np.clip(heat, 0, 1) * 0.85, extent=extent, interpolation="nearest")
+    for k in chosen:
+        ax.scatter(*target[k, :2], s=40, facecolors="none", edgecolors="lime", linewidths=1.2)
+        ax.scatter(*pred[k, :2], s=30, marker="x", color=colors[k] if keypoint is None else "cyan", linewidths=1.2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_maps(snapshots: Sequence[MapSnapshot], path: Path, title: str = "") -> Path:
+    """Rows: methods; columns: samples, each showing the normalized map of keypoint (column mod K).
+
+    Green circle = ground truth, cyan cross = prediction (the map's expectation).
+    """
+    return _grid_figure(snapshots, path, title or "Learned probability maps (green o: target, cyan x: prediction)",
+                        with_map=True)
+
+
+def plot_predictions(snapshots: Sequence[MapSnapshot], path: Path, title: str = "") -> Path:
+    """Rows: methods; columns: samples with every predicted keypoint (x) and its ground truth (o)."""
+    return _grid_figure(snapshots, path, title or "Predictions (x) and ground truth (o)", with_map=False)
+
+
+def _grid_figure(snapshots: Sequence[MapSnapshot], path: Path, title: str, with_map: bool) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if not snapshots:
+        raise ValueError("no snapshots to plot; train at least one model first")
+    rows, cols = len(snapshots), len(snapshots[0].images)
+    dims = snapshots[0].prob.ndim - 2
+    cell = (3.2, 1.3) if dims == 1 else (1.9, 1.9)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell[0] * cols + 0.8, cell[1] * rows + 0.5), squeeze=False)
+    keypoints = snapshots[0].prob.shape[1]
+    for r, snap in enumerate(snapshots):
+        for c in range(cols):
+            _panel(axes[r, c], snap, c, (c % keypoints) if with_map else None)
+        axes[r, 0].set_ylabel(snap.name, fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- visualize
+
+
+def load_trained(checkpoint: Path, config: Path | None = None):
+    """(module, datamodule) of a checkpoint written by ``sampling-argmax fit`` or ``compare``."""
+    from lightning.pytorch.cli import instantiate_module
+    from lightning.pytorch import LightningDataModule
+
+    from sampling_argmax.training.module import LocalizationModule
+
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"--checkpoint {checkpoint} does not exist; pass a .ckpt written by fit/compare")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if "model" not in state.get("hyper_parameters", {}):
+        raise ValueError(
+            f"{checkpoint} does not record how its model was built (it was not written through the "
+            "sampling-argmax CLI); load it in Python with LocalizationModule.load_from_checkpoint(path, model=..., "
+            "method=...)"
+        )
+    module = LocalizationModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    data_hparams = dict(state.get("datamodule_hyper_parameters", {}))
+    if config is not None:
+        from sampling_argmax.training.cli import SamplingArgmaxCLI
+
+        cli = SamplingArgmaxCLI(args=["--config", str(config), "--trainer.logger", "false"], run=False)
+        return module, cli.datamodule
+    if "_class_path" not in data_hparams:
+        raise ValueError(
+            f"{checkpoint} does not record its datamodule; pass --config with the run's YAML "
+            "(logs/version_N/config.yaml beside the checkpoints)"
+        )
+    data_hparams.pop("_instantiator", None)
+    return module, instantiate_module(LightningDataModule, data_hparams)
+
+
+def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
+    parser = argparse.ArgumentParser(
+        prog="sampling-argmax visualize",
+        description="Draw the learned probability maps and predictions of a trained checkpoint.",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a .ckpt written by fit or compare")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="YAML of the run (only needed when the checkpoint does not record its datamodule)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: beside the checkpoint)")
+    parser.add_argument("--num_samples", type=int, default=6)
+    parser.add_argument("--split", choices=("val", "test"), default="val")
+    args = parser.parse_args(argv)
+    if args.num_samples < 1:
+        parser.error("--num_samples must be >= 1")
+    module, datamodule = load_trained(args.checkpoint, args.config)
+    snap = snapshot_maps(module, datamodule, args.num_samples, args.split)
+    out = args.out or args.checkpoint.parent.parent / "figures"
+    paths = [plot_maps([snap], out / "maps.png"), plot_predictions([snap], out / "predictions.png")]
+    for path in paths:
+        print(path)
+    return paths
