@@ -79,3 +79,80 @@ def test_detection_path_model_forward_and_evaluate(coco_root, tmp_path):
     assert module.evaluate(outputs, stage="test")["AP"] == pytest.approx(1.0)
     module.oks_nms_threshold = 1.0  # OKS <= 1: keeps every pose
     assert module.evaluate(outputs, stage="test")["AP"] < 0.99
+
+
+def test_flip_test_on_a_symmetric_input_is_mirror_consistent(coco_root):
+    from sampling_argmax.training.module import flip_average
+
+    module = COCODataModule(data_root=str(coco_root / "mmpose-tests"), val_ann_file="test_coco.json", val_image_dir=".")
+    image = module.build_dataset("val")[0]["image"][None]
+    symmetric = (image + image.flip(-1)) / 2
+    torch.manual_seed(0)
+    model = ResNetDeconv(depth=18, num_keypoints=17, deconv_channels=32).eval()
+    for layer in model.modules():  # a fresh head starts at std 0.001 (near-uniform maps): make them peaked
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            torch.nn.init.kaiming_normal_(layer.weight)
+
+    method = paper_method("soft")
+    partner = list(range(17))
+    for left, right in module.flip_pairs:
+        partner[left], partner[right] = right, left
+    def flip_test_prediction(inputs):
+        with torch.no_grad():
+            return method.predict(flip_average(model(inputs), model(inputs.flip(-1)), module.flip_pairs))[0]
+
+    width = 48
+    for inputs in (image, symmetric):
+        pred, pred_mirrored = flip_test_prediction(inputs), flip_test_prediction(inputs.flip(-1))
+        # The flip-test prediction of the mirrored input is the mirrored prediction, joints swapped.
+        torch.testing.assert_close(pred_mirrored[:, 0], width - 1 - pred[partner, 0], atol=1e-3, rtol=0)
+        torch.testing.assert_close(pred_mirrored[:, 1], pred[partner, 1], atol=1e-3, rtol=0)
+    # A symmetric input is its own mirror: left/right joints mirror each other, the nose is centred.
+    torch.testing.assert_close(pred_mirrored, pred, atol=1e-3, rtol=0)
+    assert abs(pred[0, 0].item() - (width - 1) / 2) < 1e-3
+    with torch.no_grad():
+        plain = method.predict(model(symmetric))[0]
+    assert (plain[:, 0] - (width - 1 - plain[partner, 0])).abs().max() > 0.5  # the network alone is not symmetric
+
+
+SMOKE_OVERRIDES = [
+    "--data.num_workers", "0", "--data.batch_size", "4",
+    "--data.input_size", "[32, 64]", "--data.heatmap_size", "[8, 16]",
+    "--model.model.init_args.depth", "18", "--model.model.init_args.deconv_channels", "16",
+    "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["soft", "soft_vr", "soft_dr", "samp_uni", "samp_tri", "samp_gau"])
+def test_one_epoch_smoke_fit_on_coco_mini(coco_root, tmp_path, method):
+    from sampling_argmax.training.cli import main
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "coco" / f"{method}.yaml"
+    main([
+        "fit", "--config", str(config), "--data.data_root", str(coco_root / "coco-mini"),
+        "--data.val_split", "train2017", *SMOKE_OVERRIDES,
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
+        "--trainer.check_val_every_n_epoch", "1", "--trainer.default_root_dir", str(tmp_path),
+        "--trainer.logger", "false", "--data.output_dir", str(tmp_path / "eval"),
+    ])
+    metrics = json.loads((tmp_path / "eval" / "coco_keypoints_val_train2017_metrics.json").read_text())
+    assert set(metrics) >= {"AP", "AR", "oks_confidence_pearson"}
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["global_step"] == 2
+    weights = [v for k, v in checkpoint["state_dict"].items() if k.endswith("final.weight")]
+    assert weights and all(torch.isfinite(w).all() for w in weights)
+    if method != "samp_tri":
+        return
+    # `sampling-argmax test` on the detection boxes writes the COCO results json and the metrics.
+    main([
+        "test", "--config", str(config), "--data.data_root", str(coco_root / "mmpose-tests"),
+        "--data.test_ann_file", "test_coco.json", "--data.test_image_dir", ".",
+        "--data.test_detection_file", "test_coco_det_AP_H_56.json", *SMOKE_OVERRIDES,
+        "--data.batch_size", "40", "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
+        "--data.output_dir", str(tmp_path / "eval"), "--ckpt_path", str(tmp_path / "checkpoints" / "last.ckpt"),
+    ])
+    results = json.loads((tmp_path / "eval" / "coco_keypoints_test_val2017_results.json").read_text())
+    assert 0 < len(results) <= 118
+    assert "AP" in json.loads((tmp_path / "eval" / "coco_keypoints_test_val2017_metrics.json").read_text())
