@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -125,7 +126,9 @@ class LocalizationModule(L.LightningModule):
         self.method = method
         self.lr, self.milestones, self.gamma, self.weight_decay = lr, milestones, gamma, weight_decay
         self.flip_test = flip_test
-        self.save_hyperparameters()
+        with warnings.catch_warnings():  # the nn.Module case is handled just below
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
+            self.save_hyperparameters()
         if isinstance(self.hparams.get("model"), nn.Module):
             # built in Python, not from a LightningCLI config: objects would be pickled into the
             # checkpoint; keep only plain values (load_from_checkpoint then needs model=, method=)
@@ -224,6 +227,23 @@ class LocalizationModule(L.LightningModule):
         self.last_outputs = outputs
         # every rank computed the same numbers from the same rows, so the mean over ranks changes nothing
         self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()}, sync_dist=True)
+
+    def _sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BatchNorm statistics) before evaluating.
+
+        DDP syncs buffers only inside its training forward; each rank's last batch then moves its own
+        running statistics, so without this the ranks would evaluate slightly different models, and
+        none of them exactly the one rank 0 saves in the checkpoint.
+        """
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for buffer in self.model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
+    def on_validation_epoch_start(self) -> None:
+        self._sync_buffers()
+
+    def on_test_epoch_start(self) -> None:
+        self._sync_buffers()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluation_step(batch)
