@@ -186,3 +186,14 @@ def test_temperature_schedules():
     assert ConstantTemperature(2.0)(100) == 2.0
     expo = ExponentialTemperature(start=2.0, end=0.5, rate=0.1)
     assert expo(0) == 2.0 and expo(5) == pytest.approx(2.0 * math.exp(-0.5)) and expo(1000) == 0.5
+
+
+def test_backward_inside_autocast_stays_float32():
+    logits = torch.randn(2, 3, 8, 6, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = sampling_argmax(logits, 3, 0.5, generator=_gen())
+        (grad,) = torch.autograd.grad(out.square().sum(), logits)
+    ref = sampling_argmax(logits, 3, 0.5, generator=_gen(), implementation="reference")
+    (ref_grad,) = torch.autograd.grad(ref.square().sum(), logits)
+    assert grad.dtype == torch.float32
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-4)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._checks import no_autocast
 from .bases import Basis
 
 
@@ -127,7 +128,7 @@ class SamplingArgmaxFunction(torch.autograd.Function):
             r = relaxed_sample(zbuf, rbuf, x, tau, gumbel, generator)
             perturbed = layout.draw_offsets(basis, generator, x).add_(layout.positions)
             out[s] = layout.readout(r, perturbed)
-        out = out.permute(1, 2, 0, 3)
+        out = out.permute(1, 2, 0, 3).contiguous()  # (B, K, S, dims)
         ctx.save_for_backward(x, points, out)
         ctx.grid, ctx.tau, ctx.gumbel, ctx.basis = grid, tau, gumbel, basis
         return out
@@ -135,6 +136,11 @@ class SamplingArgmaxFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
+        with no_autocast(grad_out):  # backward may run inside a user's autocast region; stay in float32
+            return SamplingArgmaxFunction._backward(ctx, grad_out)
+
+    @staticmethod
+    def _backward(ctx, grad_out):
         x, points, out = ctx.saved_tensors
         tau, gumbel, basis = ctx.tau, ctx.gumbel, ctx.basis
         b, k, _ = x.shape
