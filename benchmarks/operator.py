@@ -1,10 +1,12 @@
 """Forward+backward time and peak memory of soft-argmax and sampling-argmax at the paper's map sizes.
 
-    python benchmarks/operator.py --out reports/operator.md            # COCO, MTFL, Human3.6M (~5-10 min, 2 cores)
-    python benchmarks/operator.py --tasks coco --repeats 5             # one shape
+    python benchmarks/operator.py --out reports/operator.md     # COCO, MTFL, Human3.6M (~4-8 min on 2 cores)
+    python benchmarks/operator.py --tasks coco --repeats 3 --threads 1
 
 Every case runs ``loss = |y - t|.mean(); loss.backward()`` on fixed random logits, the way training does.
-Time: the minimum over ``--repeats`` runs after one warm-up run. Peak memory: the peak of live CPU-allocator
+Time: the minimum over ``--repeats`` runs after one warm-up run. On a CPU shared with other jobs, intra-op
+threads wait for each other at every op, which penalizes the efficient path's per-sample loop (many ops on
+one map) against the reference's few ops on S maps; ``--threads 1`` shows the cost without that effect. Peak memory: the peak of live CPU-allocator
 bytes during one separate run, from the profiler's allocation records (``sampling_argmax._memory``; includes
 kernels' scratch buffers, excludes the input logits that exist before the call). Ratios are to soft-argmax
 measured in the same run, so they stay comparable when the machine is shared. Human3.6M runs only the
@@ -91,7 +93,8 @@ def _format_row(row):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["coco", "mtfl", "h36m"])
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs per case (minimum is reported)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="timed runs per case after one warm-up (the minimum is reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     args = parser.parse_args(argv)
