@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path
 
 import cv2
@@ -403,10 +404,13 @@ class MTFLDataModule(L.LightningDataModule):
             each epoch) instead of all of them; None = all.
         cache_dir: decode the images once into a downscaled cache there (longer side 2 × input_size);
             None reads the JPEGs each time.
+        test_split: what ``test`` evaluates: ``"official"`` = ``testing.txt`` (the 2,995 AFLW faces of
+            a full MTFL copy), ``"val"`` = the validation split (for copies without the test split).
         whole_frame_prob, tight_range, scale, rotation, rotation_prob, flip_prob: training framing and
             augmentation (:class:`MTFLDataset`).
     """
 
+    task = "mtfl"
     num_keypoints = 5
     flip_pairs = FLIP_PAIRS
 
@@ -421,6 +425,7 @@ class MTFLDataModule(L.LightningDataModule):
         split_seed: int = 0,
         train_samples_per_epoch: int | None = None,
         cache_dir: str | None = None,
+        test_split: Literal["official", "val"] = "official",
         whole_frame_prob: float = 0.5,
         tight_range: tuple[float, float] = (1.8, 4.5),
         scale: float = 0.3,
@@ -429,8 +434,11 @@ class MTFLDataModule(L.LightningDataModule):
         flip_prob: float = 0.5,
     ) -> None:
         super().__init__()
+        self.save_hyperparameters()
         if input_size < 32 or heatmap_size < 2:
             raise ValueError(f"input_size={input_size} must be >= 32 and heatmap_size={heatmap_size} >= 2")
+        if test_split not in ("official", "val"):
+            raise ValueError(f"test_split={test_split!r} must be 'official' (testing.txt) or 'val' (the split of training.txt)")
         if train_samples_per_epoch is not None and train_samples_per_epoch < 1:
             raise ValueError(f"train_samples_per_epoch={train_samples_per_epoch} must be >= 1 or None (all faces)")
         self.data_root = Path(data_root) if data_root else default_data_root()
@@ -439,6 +447,7 @@ class MTFLDataModule(L.LightningDataModule):
         self.val_size, self.split_seed = val_size, split_seed
         self.train_samples_per_epoch = train_samples_per_epoch
         self.cache_dir = cache_dir
+        self.test_split = test_split
         self.augmentation = dict(whole_frame_prob=whole_frame_prob, tight_range=tuple(tight_range), scale=scale,
                                  rotation=rotation, rotation_prob=rotation_prob, flip_prob=flip_prob)
         self.train_set: MTFLDataset | None = None
@@ -459,6 +468,10 @@ class MTFLDataModule(L.LightningDataModule):
                 self.train_set = self._dataset([records[i] for i in train], train=True)
             self.val_set = self._dataset([records[i] for i in val], train=False)
         if stage in (None, "test", "predict") and self.test_set is None:
+            if self.test_split == "val":
+                self.setup("validate")
+                self.test_set = self.val_set
+                return
             file = self.data_root / "testing.txt"
             if not file.is_file():
                 raise FileNotFoundError(
