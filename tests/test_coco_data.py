@@ -213,3 +213,11 @@ def test_missing_files_name_path_and_fix(tmp_path, coco_root):
     (tmp_path / "val2017").mkdir()
     with pytest.raises(ValueError, match="not valid json"):
         COCODataModule(data_root=str(tmp_path)).build_dataset("val")
+
+
+def test_data_root_from_environment_or_a_clear_error(monkeypatch, coco_root):
+    monkeypatch.delenv("SAMPLING_ARGMAX_DATA", raising=False)
+    with pytest.raises(ValueError, match="--data.data_root"):
+        COCODataModule()
+    monkeypatch.setenv("SAMPLING_ARGMAX_DATA", str(coco_root.parent))
+    assert COCODataModule().data_root == coco_root

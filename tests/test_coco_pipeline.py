@@ -12,6 +12,16 @@ from sampling_argmax.methods import paper_method
 from sampling_argmax.models import ResNetDeconv
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on the shared, oversubscribed 2-core machine two threads make these small
+    ResNet steps 5-15x slower (measured: a smoke fit 1.5 s with 1 thread, 9-26 s with 2)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def coco_root(shared_data):
     root = shared_data / "coco"
@@ -40,7 +50,7 @@ def _box_iou(a, b):
 
 def test_detection_path_model_forward_and_evaluate(coco_root, tmp_path):
     module = _detection_module(
-        coco_root, batch_size=40, input_size=(96, 128), heatmap_size=(24, 32), output_dir=str(tmp_path)
+        coco_root, batch_size=59, input_size=(64, 96), heatmap_size=(16, 24), output_dir=str(tmp_path)
     )
     module.setup("test")
     dataset = module.datasets["test"]
@@ -52,7 +62,7 @@ def test_detection_path_model_forward_and_evaluate(coco_root, tmp_path):
     with torch.no_grad():
         for batch in module.test_dataloader():
             logits = model(batch["image"])
-            assert logits.shape[-2:] == (32, 24)
+            assert logits.shape[-2:] == (24, 16)
             grid = method.predict(logits)
             homogeneous = torch.cat([grid, torch.ones_like(grid[..., :1])], dim=-1)
             rows["pred"].append(torch.einsum("bij,bkj->bki", batch["to_original"], homogeneous)[..., :2])
@@ -84,7 +94,10 @@ def test_detection_path_model_forward_and_evaluate(coco_root, tmp_path):
 def test_flip_test_on_a_symmetric_input_is_mirror_consistent(coco_root):
     from sampling_argmax.training.module import flip_average
 
-    module = COCODataModule(data_root=str(coco_root / "mmpose-tests"), val_ann_file="test_coco.json", val_image_dir=".")
+    module = COCODataModule(
+        data_root=str(coco_root / "mmpose-tests"), val_ann_file="test_coco.json", val_image_dir=".",
+        input_size=(96, 128), heatmap_size=(24, 32),
+    )
     image = module.build_dataset("val")[0]["image"][None]
     symmetric = (image + image.flip(-1)) / 2
     torch.manual_seed(0)
@@ -101,7 +114,7 @@ def test_flip_test_on_a_symmetric_input_is_mirror_consistent(coco_root):
         with torch.no_grad():
             return method.predict(flip_average(model(inputs), model(inputs.flip(-1)), module.flip_pairs))[0]
 
-    width = 48
+    width = 24
     for inputs in (image, symmetric):
         pred, pred_mirrored = flip_test_prediction(inputs), flip_test_prediction(inputs.flip(-1))
         # The flip-test prediction of the mirrored input is the mirrored prediction, joints swapped.
@@ -130,13 +143,12 @@ def test_one_epoch_smoke_fit_on_coco_mini(coco_root, tmp_path, method):
     from sampling_argmax.training.cli import SamplingArgmaxCLI
 
     config = Path(__file__).resolve().parents[1] / "configs" / "coco" / f"{method}.yaml"
-    keep_checkpoint = method == "samp_tri"  # only that run is tested further; checkpoints cost seconds
     cli = SamplingArgmaxCLI(args=[
         "fit", "--config", str(config), "--data.data_root", str(coco_root / "coco-mini"),
         "--data.val_split", "train2017", *SMOKE_OVERRIDES,
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
         "--trainer.check_val_every_n_epoch", "1", "--trainer.default_root_dir", str(tmp_path),
-        "--trainer.logger", "false", "--trainer.enable_checkpointing", str(keep_checkpoint).lower(),
+        "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
         "--data.output_dir", str(tmp_path / "eval"),
     ])
     assert cli.model.method.name == method and cli.model.flip_test
@@ -146,15 +158,16 @@ def test_one_epoch_smoke_fit_on_coco_mini(coco_root, tmp_path, method):
     metrics = json.loads((tmp_path / "eval" / "coco_keypoints_val_train2017_metrics.json").read_text())
     assert set(metrics) >= {"AP", "AP50", "AP75", "APM", "APL", "AR", "oks_confidence_pearson"}
     assert metrics["AP"] == pytest.approx(float(logged["val/AP"]))
-    if not keep_checkpoint:
+    if method != "samp_tri":
         return
-    # `sampling-argmax test` on the detection boxes writes the COCO results json and the metrics.
+    # `sampling-argmax test` on the detection boxes writes the COCO results json and the metrics
+    # (a fresh model: loading a checkpoint is the training toolkit's, tested there).
     SamplingArgmaxCLI(args=[
         "test", "--config", str(config), "--data.data_root", str(coco_root / "mmpose-tests"),
         "--data.test_ann_file", "test_coco.json", "--data.test_image_dir", ".",
         "--data.test_detection_file", "test_coco_det_AP_H_56.json", *SMOKE_OVERRIDES,
         "--data.batch_size", "40", "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
-        "--data.output_dir", str(tmp_path / "eval"), "--ckpt_path", str(tmp_path / "checkpoints" / "last.ckpt"),
+        "--data.output_dir", str(tmp_path / "eval"),
     ])
     results = json.loads((tmp_path / "eval" / "coco_keypoints_test_val2017_results.json").read_text())
     assert 0 < len(results) <= 118 and all(len(r["keypoints"]) == 51 for r in results)
