@@ -39,6 +39,7 @@ from torch import Tensor
 
 from sampling_argmax.coords import grid_size_xyz
 from sampling_argmax.functional import (
+    grid_probabilities,
     mass_confidence,
     peak_confidence,
     sampling_argmax,
@@ -133,10 +134,10 @@ class Method:
             radius = 1.5 if self.mass_radius is None else self.mass_radius
             return mass_confidence(logits, radius=radius)
         radius = 1.5 * POINT_CELL if self.mass_radius is None else self.mass_radius
-        prob = torch.softmax(logits.float(), dim=-1)
+        prob = grid_probabilities(logits)  # (B, K, N), float32
         coords = soft_argmax_points(logits, points)
-        near = torch.cdist(coords.float(), points.float()) <= radius  # (B, K, N)
-        return (prob * near).sum(-1)
+        sq_dist = (points[:, None].to(prob.dtype) - coords[:, :, None]).square().sum(-1)  # (B, K, N)
+        return (prob * (sq_dist <= radius * radius)).sum(-1)
 
     def set_epoch(self, epoch: int) -> None:
         """Advance schedules to ``epoch`` (call at the start of each training epoch)."""
