@@ -1,0 +1,105 @@
+"""The sampling-argmax command line, run in-process on tiny synthetic settings."""
+
+import logging
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from sampling_argmax.training.cli import DEFAULTS, SamplingArgmaxCLI, main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "--data.init_args.num_keypoints", "2", "--model.model.init_args.num_keypoints", "2",
+    "--data.init_args.size", "32", "--data.init_args.train_size", "24", "--data.init_args.val_size", "11",
+    "--data.init_args.test_size", "7", "--data.init_args.batch_size", "8",
+    "--model.model.init_args.width", "4", "--trainer.max_epochs", "1",
+]
+TINY_FIT = [*TINY, "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture(autouse=True)
+def quiet():
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def test_synthetic_yaml_spells_out_the_builtin_defaults():
+    cli = SamplingArgmaxCLI(args=["--trainer.logger", "false"], run=False)
+    from_yaml = SamplingArgmaxCLI(args=["--config", str(REPO / "configs" / "synthetic.yaml"),
+                                        "--trainer.logger", "false"], run=False)
+    for key in DEFAULTS:
+        assert from_yaml.config[key] == cli.config[key], key
+    assert type(cli.datamodule).__name__ == "SyntheticDataModule" and cli.model.method.name == "samp_tri"
+    assert from_yaml.datamodule.hparams == cli.datamodule.hparams
+
+
+@pytest.mark.parametrize("name", ["synthetic_1d.yaml", "synthetic_3d.yaml"])
+def test_other_synthetic_configs_build_matching_model_and_data(name):
+    cli = SamplingArgmaxCLI(args=["--config", str(REPO / "configs" / name), "--trainer.logger", "false"], run=False)
+    data = cli.datamodule
+    sample = data.splits["val"][0]
+    logits = cli.model(sample["image"][None])
+    assert logits.shape[1] == data.num_keypoints and logits.dim() == data.dims + 2
+
+
+def test_fit_is_reproducible_from_seed_and_test_reads_last(tmp_path, capsys):
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        main(["fit", *TINY_FIT, "--seed", "7", "--trainer.default_root_dir", str(root)])
+    states = [torch.load(r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for r in roots]
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    config = yaml.safe_load(next((roots[0] / "logs").glob("version_*/config.yaml")).read_text())
+    assert config["seed_everything"] == 7
+    assert (next((roots[0] / "logs").glob("version_*/csv/metrics.csv"))).is_file()
+    main(["test", *TINY_FIT, "--trainer.default_root_dir", str(roots[0]), "--ckpt_path", "last"])
+    assert "test/mean_error" in capsys.readouterr().out
+    # a checkpoint file alone rebuilds model and method (hyper-parameters recorded by the CLI)
+    main(["validate", *TINY_FIT, "--model.method", "sampling_argmax.methods.SoftArgmaxMethod",
+          "--trainer.default_root_dir", str(tmp_path / "c"), "--ckpt_path", str(roots[0] / "checkpoints" / "last.ckpt")])
+    assert "val/num_samples" in capsys.readouterr().out
+
+
+def test_default_run_folder_is_task_and_method(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli = SamplingArgmaxCLI(args=[*TINY_FIT, "--model.method", "sampling_argmax.methods.SoftArgmaxMethod"], run=False)
+    assert Path(cli.trainer.default_root_dir) == Path("runs") / "synthetic2d" / "soft"
+    checkpoints = [c for c in cli.trainer.callbacks if type(c).__name__ == "ModelCheckpoint"]
+    assert {Path(c.dirpath) for c in checkpoints} == {tmp_path / "runs" / "synthetic2d" / "soft" / "checkpoints"}
+    assert any(c._every_n_train_steps == 50 for c in checkpoints)
+
+
+def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys):
+    from sampling_argmax.training.compare import compare_main
+    from sampling_argmax.training.report import visualize_main
+
+    out = tmp_path / "report"
+    rows = compare_main(["--methods", "soft", "samp_uni", "--seeds", "0", "1", "--out", str(out),
+                         "--num_show", "2", *TINY])
+    assert [(r["method"], r["seed"]) for r in rows] == [("soft", 0), ("samp_uni", 0), ("soft", 1), ("samp_uni", 1)]
+    table = (out / "table.md").read_text()
+    assert "| metric | soft | samp_uni |" in table and "±" in table and "train time" in table
+    assert (out / "table.csv").read_text().startswith("metric,soft_mean,soft_std,samp_uni_mean")
+    assert len((out / "runs.csv").read_text().strip().splitlines()) == 5
+    assert (out / "maps.png").stat().st_size > 1000 and (out / "predictions.png").stat().st_size > 1000
+    assert "| mean error (px) ↓ |" in capsys.readouterr().out
+    figures = visualize_main(["--checkpoint", str(out / "runs" / "soft" / "seed0" / "checkpoints" / "last.ckpt"),
+                              "--out", str(tmp_path / "fig"), "--num_samples", "3"])
+    assert all(p.stat().st_size > 1000 for p in figures)
+
+
+def test_compare_and_visualize_reject_bad_arguments(tmp_path):
+    from sampling_argmax.training.compare import compare_main
+    from sampling_argmax.training.report import visualize_main
+
+    with pytest.raises(SystemExit):
+        compare_main(["--methods", "hard_argmax"])
+    with pytest.raises(SystemExit):
+        compare_main(["--config", str(tmp_path / "missing.yaml")])
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        visualize_main(["--checkpoint", str(tmp_path / "none.ckpt")])
