@@ -10,7 +10,6 @@ import torch
 from sampling_argmax.data.coco import (
     COCO_FLIP_PAIRS,
     COCODataModule,
-    COCOKeypoints,
     box_to_center_size,
     half_body_box,
     load_detection_records,
