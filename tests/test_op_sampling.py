@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from sampling_argmax import marginals, sampling_argmax, sampling_argmax_points, soft_argmax
+from sampling_argmax import _efficient, marginals, sampling_argmax, sampling_argmax_points, soft_argmax
 from sampling_argmax._memory import peak_cpu_memory
 from sampling_argmax.bases import get_basis
 from sampling_argmax.functional import _ClippedIntegral, _interpolate
@@ -86,10 +86,17 @@ def _both(fn, *inputs):
     return results
 
 
-@pytest.mark.parametrize("gumbel", ["paper", "authors"])
-@pytest.mark.parametrize("basis", BASES)
-@pytest.mark.parametrize("grid", [(11,), (6, 7), (3, 4, 5)], ids=["1d", "2d", "3d"])
-def test_efficient_equals_reference(grid, basis, gumbel):
+IMPLEMENTATIONS = ["reference", "efficient", "efficient-one-at-a-time"]
+
+
+def _implementation(name, monkeypatch):
+    if name == "efficient-one-at-a-time":
+        monkeypatch.setattr(_efficient, "CHUNK_BYTES", 0)
+        return "efficient"
+    return name
+
+
+def _check_equal(grid, basis, gumbel):
     logits = torch.randn(2, 3, *grid, generator=_gen(1)) * 2
 
     def fn(x, implementation):
@@ -100,7 +107,27 @@ def test_efficient_equals_reference(grid, basis, gumbel):
     torch.testing.assert_close(eff_grad, ref_grad, rtol=1e-4, atol=1e-5)
 
 
-def test_efficient_equals_reference_on_points():
+@pytest.mark.parametrize("gumbel", ["paper", "authors"])
+@pytest.mark.parametrize("basis", BASES)
+@pytest.mark.parametrize("grid", [(11,), (6, 7), (3, 4, 5)], ids=["1d", "2d", "3d"])
+def test_efficient_equals_reference(grid, basis, gumbel):
+    _check_equal(grid, basis, gumbel)  # small maps: the efficient path runs all 5 samples in one chunk
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+@pytest.mark.parametrize("grid,gumbel", [((11,), "paper"), ((6, 7), "authors"), ((3, 4, 5), "paper")],
+                         ids=["1d", "2d", "3d"])
+def test_efficient_in_smaller_chunks_equals_reference(grid, gumbel, chunk, monkeypatch):
+    # chunk 1: the regime of maps >= 4 MiB; chunk 2: S = 5 runs as 2 + 2 + 1 (both accumulation paths)
+    map_bytes = 2 * 3 * torch.Size(grid).numel() * 4
+    monkeypatch.setattr(_efficient, "CHUNK_BYTES", 2 * map_bytes * chunk)
+    assert _efficient.chunk_size(torch.zeros(2, 3, *grid), 5) == chunk
+    _check_equal(grid, "triangular", gumbel)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS[1:])
+def test_efficient_equals_reference_on_points(implementation, monkeypatch):
+    _implementation(implementation, monkeypatch)
     logits, points = torch.randn(2, 4, 30, generator=_gen(1)), torch.rand(2, 30, 3, generator=_gen(2))
 
     def fn(x, p, implementation):
@@ -120,10 +147,11 @@ def test_both_implementations_advance_the_generator_alike():
 
 
 # ------------------------------------------------------------------------------------------------ gradcheck
-@pytest.mark.parametrize("implementation", ["reference", "efficient"])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("grid,basis,gumbel", [((6,), "triangular", "paper"), ((4, 5), "gaussian", "authors"),
                                                ((2, 3, 4), "uniform", "paper")], ids=["1d", "2d", "3d"])
-def test_gradcheck(implementation, grid, basis, gumbel):
+def test_gradcheck(implementation, grid, basis, gumbel, monkeypatch):
+    implementation = _implementation(implementation, monkeypatch)
     logits = torch.randn(1, 2, *grid, dtype=torch.float64, generator=_gen(1), requires_grad=True)
 
     def fn(x):
@@ -132,8 +160,9 @@ def test_gradcheck(implementation, grid, basis, gumbel):
     assert torch.autograd.gradcheck(fn, (logits,))
 
 
-@pytest.mark.parametrize("implementation", ["reference", "efficient"])
-def test_gradcheck_points(implementation):
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_gradcheck_points(implementation, monkeypatch):
+    implementation = _implementation(implementation, monkeypatch)
     logits = torch.randn(1, 2, 8, dtype=torch.float64, generator=_gen(1), requires_grad=True)
     points = torch.rand(1, 8, 3, dtype=torch.float64, generator=_gen(2), requires_grad=True)
 
@@ -216,7 +245,8 @@ def _fwd_bwd_peak(logits, num_samples, implementation):
     return peak_cpu_memory(run)[1]
 
 
-def test_efficient_memory_is_flat_in_samples_and_far_below_the_reference():
+def test_efficient_memory_is_flat_in_samples_and_far_below_the_reference(monkeypatch):
+    monkeypatch.setattr(_efficient, "CHUNK_BYTES", 0)  # one sample at a time, as for maps of >= 4 MiB
     logits = torch.randn(4, 4, 32, 32, requires_grad=True)
     map_bytes = logits.numel() * 4
     one, many = _fwd_bwd_peak(logits, 1, "efficient"), _fwd_bwd_peak(logits, 20, "efficient")
@@ -224,3 +254,12 @@ def test_efficient_memory_is_flat_in_samples_and_far_below_the_reference():
     assert many <= 1.1 * one, (one, many)
     assert many <= 4 * map_bytes  # accumulator + noise + relaxed sample, plus small per-axis vectors
     assert reference >= 10 * many, (reference, many)
+
+
+def test_chunked_memory_is_bounded_by_the_chunk_budget():
+    logits = torch.randn(4, 4, 32, 32, requires_grad=True)
+    map_bytes = logits.numel() * 4
+    assert _efficient.chunk_size(logits, 1000) == _efficient.CHUNK_BYTES // (2 * map_bytes)  # 64 samples
+    mid, large = _fwd_bwd_peak(logits, 150, "efficient"), _fwd_bwd_peak(logits, 300, "efficient")
+    assert large <= 1.1 * mid, (mid, large)
+    assert large <= _efficient.CHUNK_BYTES * 1.25 + 2 * map_bytes, large

@@ -27,14 +27,31 @@ from ._checks import no_autocast
 from .bases import Basis
 
 
-def relaxed_sample(zbuf: Tensor, out: Tensor, x: Tensor, tau: float, gumbel: str,
-                   generator: torch.Generator) -> Tensor:
-    """Draw the Gumbel noise of one sample into ``zbuf`` (B, K, M) and write its relaxed one-hot to ``out``.
+#: Samples are processed ``chunk`` at a time with ``chunk = clamp(CHUNK_BYTES // (2 * map bytes), 1, S)``:
+#: maps of 4 MiB and more go one sample at a time; small maps batch several samples per op to amortize
+#: per-op overhead. Peak memory stays below ``3 maps + CHUNK_BYTES`` whatever S is.
+CHUNK_BYTES = 8 * 2**20
+
+
+def chunk_size(x: Tensor, num_samples: int) -> int:
+    return max(1, min(num_samples, CHUNK_BYTES // (2 * x.numel() * x.element_size())))
+
+
+def draw_chunk(zbuf: Tensor, perturbed: Tensor, layout: "Layout", basis: Basis, generator: torch.Generator) -> None:
+    """Draw the noise of ``zbuf.shape[0]`` consecutive samples in protocol order (per sample: Gumbel
+    uniforms of the map into ``zbuf[i]``, then its offsets, plus cell positions, into ``perturbed[i]``)."""
+    for i in range(zbuf.shape[0]):
+        zbuf[i].uniform_(generator=generator)
+        perturbed[i] = layout.draw_offsets(basis, generator, zbuf)
+    perturbed.add_(layout.positions)
+
+
+def relax_(zbuf: Tensor, out: Tensor, x: Tensor, tau: float, gumbel: str) -> Tensor:
+    """Turn the uniforms in ``zbuf`` (C, B, K, M) into relaxed one-hot samples written to ``out``.
 
     With ``g = -log(L)``, ``L = -log(u)``: "paper" ``softmax((x + g)/tau)`` (``log pi = x - lse(x)``; the
     shift cancels in the softmax), "authors" ``softmax(x + g/tau)``. Everything runs in the two buffers.
     """
-    zbuf.uniform_(generator=generator)
     neg_gumbel_from_uniform_(zbuf)
     if gumbel == "paper":
         torch.sub(x, zbuf, out=zbuf)
@@ -55,7 +72,8 @@ class Layout:
     """Where the cells of one map sit, per axis: grid cell centres or point coordinates.
 
     Holds the concatenated positions ``(L,)`` (grid) or ``(B, 1, L)`` (points) and the per-axis segment
-    lengths, so that one sample's offsets, read-out and gradient take a handful of ops.
+    lengths, so that a chunk's offsets, read-out and gradient take a handful of ops. Tensors below carry
+    a leading chunk dim C: relaxed samples (C, B, K, M), perturbed positions (C, B, K, L).
     """
 
     def __init__(self, batch: int, keypoints: int, grid: tuple[int, ...] | None, points: Tensor | None,
@@ -73,38 +91,60 @@ class Layout:
                                           torch.tensor(self.sizes, device=like.device))
         self.segments = torch.nn.functional.one_hot(axis_of, self.dims).to(like.dtype)
 
+    @property
+    def length(self) -> int:
+        return sum(self.sizes)
+
     def draw_offsets(self, basis: Basis, generator, like: Tensor) -> Tensor:
         """One sample's basis offsets, (B, K, L)."""
-        return basis.sample((self.batch, self.keypoints, sum(self.sizes)), generator=generator,
+        return basis.sample((self.batch, self.keypoints, self.length), generator=generator,
                             device=like.device, dtype=like.dtype)
 
     def split(self, values: Tensor) -> tuple[Tensor, ...]:
         """(..., L) -> per-axis (..., n_a) views, x, y, z order."""
         return values.split(self.sizes, dim=-1)
 
+    def _grid_view(self, t: Tensor) -> Tensor:
+        return t.view(*t.shape[:-1], *self.grid)
+
+    def _broadcast(self, va: Tensor, axis: int) -> Tensor:
+        """Per-axis vector (..., n_a) -> shape broadcastable against (..., *grid) along ``axis``."""
+        nd = len(self.grid)
+        return va.reshape(*va.shape[:-1], *([1] * (nd - 1 - axis)), va.shape[-1], *([1] * axis))
+
     def readout(self, r: Tensor, perturbed: Tensor) -> Tensor:
-        """``out_a = sum_j marg_a(r)_j perturbed_aj`` for one sample: r (B, K, M), perturbed (B, K, L)."""
-        b, k = self.batch, self.keypoints
+        """``out_a = sum_j marg_a(r)_j perturbed_aj``: r (C, B, K, M), perturbed (C, B, K, L) -> (C, B, K, dims)."""
         if self.points is not None:
-            return (r[:, :, None, :] * perturbed.view(b, k, self.dims, -1)).sum(-1)
-        rv = r.view(b, k, *self.grid)
+            return (r.unsqueeze(-2) * perturbed.unflatten(-1, (self.dims, -1))).sum(-1)
+        rv = self._grid_view(r)
         marg = torch.cat([grid_marginal(rv, self.grid, a) for a in range(self.dims)], dim=-1)
         return (marg * perturbed) @ self.segments
 
     def accumulate_grad(self, grad: Tensor, r: Tensor, perturbed: Tensor, g: Tensor, inner: Tensor,
-                        scale: float) -> None:
-        """``grad += scale * r * (v - inner)`` with ``v_m = sum_a g_a perturbed_a(m)``, in place."""
-        b, k = self.batch, self.keypoints
-        v = perturbed * (g @ self.segments.T)  # (B, K, L): each axis's positions times its output gradient
+                        scale: float, scratch: Tensor) -> None:
+        """``grad += scale * sum_c r_c * (v_c - inner_c)``, ``v_m = sum_a g_a perturbed_a(m)``.
+
+        r, scratch: (C, B, K, M) (both overwritten when C > 1); g (C, B, K, dims); inner (C, B, K, 1).
+        """
+        v = perturbed * (g @ self.segments.T)  # (C, B, K, L): each axis's positions times its output gradient
         if self.points is not None:
-            grad.addcmul_(r, v.view(b, k, self.dims, -1).sum(2).sub_(inner), value=scale)
+            weight = v.unflatten(-1, (self.dims, -1)).sum(-2).sub_(inner)  # (C, B, K, N)
+            if r.shape[0] == 1:
+                grad.addcmul_(r[0], weight[0], value=scale)
+            else:
+                grad.add_(r.mul_(weight).sum(0), alpha=scale)
             return
-        gv, rv = grad.view(b, k, *self.grid), r.view(b, k, *self.grid)
-        for a, va in enumerate(self.split(v)):
-            if a == 0:  # fold -<r, v> into the first axis: one full-size pass per axis
-                va = va - inner
-            nd = len(self.grid)
-            gv.addcmul_(rv, va.reshape(b, k, *([1] * (nd - 1 - a)), va.shape[-1], *([1] * a)), value=scale)
+        parts = [va - inner if a == 0 else va for a, va in enumerate(self.split(v))]  # fold -<r, v> into x
+        if r.shape[0] == 1:  # one full-size pass per axis, no scratch
+            gv, rv = self._grid_view(grad), self._grid_view(r[0])
+            for a, va in enumerate(parts):
+                gv.addcmul_(rv, self._broadcast(va[0], a), value=scale)
+            return
+        weight = self._grid_view(scratch)  # materialize sum_a v_a on the grid, then one product and one sum
+        weight.copy_(self._broadcast(parts[0], 0))
+        for a in range(1, self.dims):
+            weight.add_(self._broadcast(parts[a], a))
+        grad.add_(r.mul_(scratch).sum(0), alpha=scale)
 
 
 def grid_marginal(r: Tensor, grid: tuple[int, ...], axis: int) -> Tensor:
@@ -122,12 +162,15 @@ class SamplingArgmaxFunction(torch.autograd.Function):
         b, k, _ = x.shape
         layout = Layout(b, k, grid, points, x)
         ctx.state = generator.get_state()
+        chunk = chunk_size(x, num_samples)
         out = x.new_empty(num_samples, b, k, layout.dims)
-        zbuf, rbuf = torch.empty_like(x), torch.empty_like(x)
-        for s in range(num_samples):
-            r = relaxed_sample(zbuf, rbuf, x, tau, gumbel, generator)
-            perturbed = layout.draw_offsets(basis, generator, x).add_(layout.positions)
-            out[s] = layout.readout(r, perturbed)
+        zbuf, rbuf = x.new_empty(chunk, *x.shape), x.new_empty(chunk, *x.shape)
+        perturbed = x.new_empty(chunk, b, k, layout.length)
+        for s0 in range(0, num_samples, chunk):
+            c = min(chunk, num_samples - s0)
+            draw_chunk(zbuf[:c], perturbed[:c], layout, basis, generator)
+            r = relax_(zbuf[:c], rbuf[:c], x, tau, gumbel)
+            out[s0 : s0 + c] = layout.readout(r, perturbed[:c])
         out = out.permute(1, 2, 0, 3).contiguous()  # (B, K, S, dims)
         ctx.save_for_backward(x, points, out)
         ctx.grid, ctx.tau, ctx.gumbel, ctx.basis = grid, tau, gumbel, basis
@@ -144,21 +187,25 @@ class SamplingArgmaxFunction(torch.autograd.Function):
         x, points, out = ctx.saved_tensors
         tau, gumbel, basis = ctx.tau, ctx.gumbel, ctx.basis
         b, k, _ = x.shape
+        num_samples = out.shape[2]
         layout = Layout(b, k, ctx.grid, points, x)
         generator = torch.Generator(device=x.device)
         generator.set_state(ctx.state)
-        grad_out = grad_out.to(x.dtype)
         scale = 1.0 / tau if gumbel == "paper" else 1.0
         want_points = points is not None and ctx.needs_input_grad[1]
+        grad_s = grad_out.to(x.dtype).permute(2, 0, 1, 3)  # (S, B, K, dims)
+        inner = (grad_s * out.permute(2, 0, 1, 3)).sum(-1, keepdim=True)  # <r, v> per sample: (S, B, K, 1)
         grad_x = torch.zeros_like(x)
         grad_points = torch.zeros_like(points) if want_points else None
-        inner = (grad_out * out).sum(-1, keepdim=True)  # <r, v> per sample: (B, K, S, 1)
-        zbuf, rbuf = torch.empty_like(x), torch.empty_like(x)
-        for s in range(out.shape[2]):
-            r = relaxed_sample(zbuf, rbuf, x, tau, gumbel, generator)
-            perturbed = layout.draw_offsets(basis, generator, x).add_(layout.positions)
-            g = grad_out[:, :, s]
-            layout.accumulate_grad(grad_x, r, perturbed, g, inner[:, :, s], scale)
+        chunk = chunk_size(x, num_samples)
+        zbuf, rbuf = x.new_empty(chunk, *x.shape), x.new_empty(chunk, *x.shape)
+        perturbed = x.new_empty(chunk, b, k, layout.length)
+        for s0 in range(0, num_samples, chunk):
+            c = min(chunk, num_samples - s0)
+            draw_chunk(zbuf[:c], perturbed[:c], layout, basis, generator)
+            r = relax_(zbuf[:c], rbuf[:c], x, tau, gumbel)
+            g = grad_s[s0 : s0 + c]
             if want_points:
-                grad_points += torch.einsum("bkn,bkd->bnd", r, g)
+                grad_points += torch.einsum("cbkn,cbkd->bnd", r, g)
+            layout.accumulate_grad(grad_x, r, perturbed[:c], g, inner[s0 : s0 + c], scale, zbuf[:c])
         return grad_x, grad_points, None, None, None, None, None, None
