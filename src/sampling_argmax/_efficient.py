@@ -5,17 +5,18 @@ generator): for each sample s in order, one ``rand`` call of shape (B, K, M) for
 flattened map, then one basis-offset call of shape (B, K, L) holding every axis's per-cell offsets one
 after the other (x, y, z; L = W + H + D) -- for point sets the d coordinates of the N points (L = d N).
 
-Forward keeps two (B, K, M) buffers (noise, relaxed sample); it saves the logits, the (B, K, S, dims)
-output and the generator state. Backward restores the state into a private generator, regenerates each
-relaxed sample in turn and accumulates the analytic gradient through the Gumbel softmax:
+Forward runs the samples in chunks of C (C = 1 for maps of 4 MiB and more, see ``CHUNK_BYTES``) with two
+(C, B, K, M) buffers (noise, relaxed samples); it saves the logits, the (B, K, S, dims) output and the
+generator state. Backward restores the state into a private generator, regenerates the relaxed samples
+chunk by chunk and accumulates the analytic gradient through the Gumbel softmax:
 
     r = softmax(z),  z = (x + g)/tau ("paper") or x + g/tau ("authors"),  out_a = sum_j marg_a(r)_j pos_aj
     dL/dz = r * (v - <r, v>),  v_m = sum_a dL/dout_a * pos_a(m),  <r, v> = sum_a dL/dout_a * out_a
 
 The log-softmax between logits and z is dropped: the softmax of z is invariant to shifting x per row, so
-its Jacobian correction (pi * sum dL/dlogpi) is identically zero. Peak memory is three (B, K, M) buffers in
-backward (gradient accumulator, noise, relaxed sample), independent of S; the per-sample loop trades the
-S-fold memory of the reference for drawing the noise twice.
+its Jacobian correction (pi * sum dL/dlogpi) is identically zero. Peak memory is the gradient accumulator
+plus the two chunk buffers -- three maps for large maps, at most one map + 8 MiB otherwise -- independent
+of S; the price of not holding S relaxed maps is drawing the noise twice.
 """
 
 from __future__ import annotations

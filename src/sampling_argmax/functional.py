@@ -196,9 +196,10 @@ def sampling_argmax(
         clipped_gradient: authors' "clipped integral" (2D pose): the backward of ``sum_j r_j w_j`` w.r.t.
             ``r_j`` (w_j = j + eps_j) is replaced by +2 where ``w_j >=`` the read-out and -2 elsewhere, on
             the authors' normalized scale (index/size), i.e. ``+-2 * n_axis`` in cell units.
-        implementation: "efficient" (custom autograd.Function, memory flat in S, no authors' options),
-            "reference" (plain autograd over all S relaxed maps; the test oracle) or "auto" (efficient
-            unless an authors' option is on). Both draw identical noise from the same generator.
+        implementation: "efficient" (custom autograd.Function that regenerates the noise in backward:
+            memory independent of S -- three maps for large maps -- no authors' options), "reference"
+            (plain autograd over all S relaxed maps; the test oracle) or "auto" (efficient unless an
+            authors' option is on). Both draw identical noise from the same generator.
 
     Returns:
         ``(B, K, S, dims)`` samples, x-y-z, cell units, float32 (float64 for float64 logits).
