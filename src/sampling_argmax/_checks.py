@@ -8,7 +8,6 @@ import math
 import torch
 from torch import Tensor
 
-from .bases import BASES
 
 GUMBEL_MODES = ("paper", "authors")
 IMPLEMENTATIONS = ("auto", "efficient", "reference")

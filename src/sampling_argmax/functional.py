@@ -204,7 +204,7 @@ def sampling_argmax(
     Returns:
         ``(B, K, S, dims)`` samples, x-y-z, cell units, float32 (float64 for float64 logits).
     """
-    nd = check_logits(logits)
+    check_logits(logits)
     num_samples = check_num_samples(num_samples)
     tau = check_positive(tau, "tau", "the Gumbel-softmax temperature")
     sigma = check_positive(sigma, "sigma", "the Gaussian basis width in cells")
