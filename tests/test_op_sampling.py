@@ -263,3 +263,16 @@ def test_chunked_memory_is_bounded_by_the_chunk_budget():
     mid, large = _fwd_bwd_peak(logits, 150, "efficient"), _fwd_bwd_peak(logits, 300, "efficient")
     assert large <= 1.1 * mid, (mid, large)
     assert large <= _efficient.CHUNK_BYTES * 1.25 + 2 * map_bytes, large
+
+
+# ------------------------------------------------------------------------------------------------------ bases
+@pytest.mark.parametrize("basis,variance", [("uniform", 1 / 12), ("triangular", 1 / 6), ("gaussian", 0.7**2)])
+def test_bases_sample_their_law_and_pdf_is_the_cdf_derivative(basis, variance):
+    f = get_basis(basis, sigma=0.7)
+    eps = f.sample((200_000,), generator=_gen(), dtype=torch.float64)
+    assert abs(float(eps.mean())) < 0.01 and float(eps.var()) == pytest.approx(variance, rel=0.02)
+    x = torch.linspace(-2.5, 2.5, 1001, dtype=torch.float64)
+    numeric = (f.cdf(x + 1e-6) - f.cdf(x - 1e-6)) / 2e-6
+    inside = (x.abs() - 0.5).abs() > 1e-3  # away from the uniform's jumps
+    torch.testing.assert_close(numeric[inside], f.pdf(x)[inside], atol=1e-4, rtol=1e-4)
+    assert float(f.cdf(torch.tensor(-3.0, dtype=torch.float64))) < 1e-3 < 0.999 < float(f.cdf(torch.tensor(3.0)))
