@@ -2,6 +2,7 @@
 
     python benchmarks/operator.py --out reports/operator.md     # COCO, MTFL, Human3.6M (~4-8 min on 2 cores)
     python benchmarks/operator.py --tasks coco --repeats 3 --threads 1
+    python benchmarks/operator.py --tasks coco-flat                   # efficient peak for S = 1, 10, 30, 50
 
 Every case runs ``loss = |y - t|.mean(); loss.backward()`` on fixed random logits, the way training does.
 Time: the minimum over ``--repeats`` runs after one warm-up run. On a CPU shared with other jobs, intra-op
@@ -32,6 +33,9 @@ TASKS = {  # (B, K, *grid), cases
     "mtfl": ((32, 5, 64, 64), dict(samples=(1, 10, 30), bases=("uniform", "triangular", "gaussian"),
                                    implementations=("reference", "efficient"))),
     "h36m": ((16, 18, 64, 64, 64), dict(samples=(1, 10), bases=("triangular",), implementations=("efficient",))),
+    # not run by default: is the efficient path's peak flat in S?
+    "coco-flat": ((32, 17, 64, 48), dict(samples=(1, 10, 30, 50), bases=("triangular",),
+                                         implementations=("efficient",))),
 }
 
 
