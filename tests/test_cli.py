@@ -15,7 +15,7 @@ TINY = [
     "--data.init_args.num_keypoints", "2", "--model.model.init_args.num_keypoints", "2",
     "--data.init_args.size", "32", "--data.init_args.train_size", "24", "--data.init_args.val_size", "11",
     "--data.init_args.test_size", "7", "--data.init_args.batch_size", "8",
-    "--model.model.init_args.width", "4", "--trainer.max_epochs", "1",
+    "--model.model.init_args.width", "4", "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1",
 ]
 TINY_FIT = [*TINY, "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
@@ -28,14 +28,26 @@ def quiet():
         yield
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: tiny models, and the shared test machine is oversubscribed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_synthetic_yaml_spells_out_the_builtin_defaults():
     cli = SamplingArgmaxCLI(args=["--trainer.logger", "false"], run=False)
     from_yaml = SamplingArgmaxCLI(args=["--config", str(REPO / "configs" / "synthetic.yaml"),
                                         "--trainer.logger", "false"], run=False)
     for key in DEFAULTS:
-        assert from_yaml.config[key] == cli.config[key], key
+        if key != "data":
+            assert from_yaml.config[key] == cli.config[key], key
     assert type(cli.datamodule).__name__ == "SyntheticDataModule" and cli.model.method.name == "samp_tri"
-    assert from_yaml.datamodule.hparams == cli.datamodule.hparams
+    effective = [(d.dims, d.num_keypoints, d.size, d.batch_size, {k: len(v) for k, v in d.splits.items()})
+                 for d in (cli.datamodule, from_yaml.datamodule)]
+    assert effective[0] == effective[1]
 
 
 @pytest.mark.parametrize("name", ["synthetic_1d.yaml", "synthetic_3d.yaml"])
@@ -103,3 +115,11 @@ def test_compare_and_visualize_reject_bad_arguments(tmp_path):
         compare_main(["--config", str(tmp_path / "missing.yaml")])
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         visualize_main(["--checkpoint", str(tmp_path / "none.ckpt")])
+
+
+def test_mixed_precision_fit_gives_finite_metrics(tmp_path, capsys):
+    main(["fit", *TINY_FIT, "--trainer.precision", "bf16-mixed", "--trainer.default_root_dir", str(tmp_path)])
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+    metrics = next((tmp_path / "logs").glob("version_*/csv/metrics.csv")).read_text()
+    assert "val/mean_error" in metrics and "nan" not in metrics

@@ -13,6 +13,14 @@ from sampling_argmax.training.module import flip_average, gather_outputs, to_ori
 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: tiny models, and the shared test machine is oversubscribed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 def tiny_data(**kwargs):
     options = dict(dims=2, num_keypoints=2, size=32, train_size=32, val_size=13, test_size=9, batch_size=8)

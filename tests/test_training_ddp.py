@@ -19,11 +19,12 @@ COMMON = [
     "--data.init_args.size", "32", "--data.init_args.train_size", "32", "--data.init_args.val_size", str(VAL_SIZE),
     "--data.init_args.batch_size", "4", "--model.model.init_args.width", "4",
     "--model.method.init_args.num_samples", "2", "--trainer.enable_progress_bar", "false",
+    "--trainer.check_val_every_n_epoch", "1",
 ]
 
 
 def run(args: list[str], root: Path) -> None:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "sampling_argmax.training.cli", *args, *COMMON,
                "--trainer.default_root_dir", str(root)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)

@@ -21,7 +21,7 @@ def fit_command(root: Path) -> list[str]:
         "--data.init_args.size", "32", "--data.init_args.train_size", str(8 * STEPS_PER_EPOCH),
         "--data.init_args.val_size", "5", "--data.init_args.test_size", "5", "--data.init_args.batch_size", "8",
         "--model.model.init_args.width", "4", "--model.method.init_args.num_samples", "2",
-        "--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "1",
+        "--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "1", "--trainer.check_val_every_n_epoch", "1",
         "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(root),
         "--checkpoint_every_n_steps", "5",
     ]
@@ -33,7 +33,7 @@ def checkpoint_step(path: Path) -> int:
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_continues_and_completes(tmp_path):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     last = tmp_path / "checkpoints" / "last.ckpt"
     log = open(tmp_path / "first.log", "w")
     process = subprocess.Popen(fit_command(tmp_path), stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -117,7 +117,8 @@ def _render_glyph_scene(
     mesh = np.meshgrid(*axes, indexing="ij")[::-1]
     coarse = rng.uniform(0.2, 0.5, size=(4,) * dims)
     canvas = _upsample(coarse, size)
-    keypoints = _layout(rng, num_keypoints, size, dims, (10.0, 18.0) if dims == 2 else (5.0, 6.5))
+    ring = (0.16 * size, 0.28 * size) if dims == 2 else (0.2 * size, 0.27 * size)
+    keypoints = _layout(rng, num_keypoints, size, dims, ring)
     glyph_radius = (3.0, 4.5) if dims == 2 else (2.5, 3.2)
     taken = list(keypoints)
     # clutter: strokes and blobs with the glyphs' intensity range

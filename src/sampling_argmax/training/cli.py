@@ -37,8 +37,11 @@ DEFAULTS: dict[str, Any] = {
     },
     "model.method": {"class_path": "sampling_argmax.methods.SamplingArgmaxMethod", "init_args": {}},
     "model.lr": 2e-3,
-    "model.milestones": [4],
-    "trainer.max_epochs": 5,
+    "model.milestones": [24],
+    # 30 short epochs of 8 batches: the paper's per-epoch τ schedule anneals over the run as on MTFL
+    "trainer.max_epochs": 30,
+    "trainer.limit_train_batches": 8,
+    "trainer.check_val_every_n_epoch": 5,
     "trainer.num_sanity_val_steps": 0,
 }
 

@@ -5,7 +5,7 @@ Example:
     >>> dm.setup("fit")
     >>> batch = next(iter(dm.val_dataloader()))
     >>> batch["image"].shape, batch["target"].shape
-    (torch.Size([4, 1, 64, 64]), torch.Size([4, 3, 2]))
+    (torch.Size([4, 1, 48, 48]), torch.Size([4, 3, 2]))
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sampling_argmax.metrics import calibration, instance_errors, mean_keypoint_
 
 __all__ = ["SyntheticDataModule"]
 
-_DEFAULT_SIZE = {1: 256, 2: 64, 3: 24}
+_DEFAULT_SIZE = {1: 256, 2: 48, 3: 24}
 
 
 class _Materialized(Dataset):
@@ -45,8 +45,10 @@ class SyntheticDataModule(L.LightningDataModule):
     Args:
         dims: 1, 2 or 3.
         num_keypoints: K.
-        size: input side in pixels; None = 256 (1D), 64 (2D), 24 (3D).
-        train_size, val_size, test_size: samples per split (an epoch = train_size samples).
+        size: input side in pixels; None = 256 (1D), 48 (2D), 24 (3D).
+        train_size, val_size, test_size: samples per split. The training split is a pool that is
+            reshuffled every epoch; the default configs make short epochs with
+            ``trainer.limit_train_batches`` so that per-epoch schedules (τ, learning rate) see many epochs.
         batch_size: per process.
         num_workers: dataloader workers.
         seed: base seed of the generated data (independent of the training seed).
@@ -61,7 +63,7 @@ class SyntheticDataModule(L.LightningDataModule):
         dims: int = 2,
         num_keypoints: int = 3,
         size: int | None = None,
-        train_size: int = 4096,
+        train_size: int = 8192,
         val_size: int = 300,
         test_size: int = 300,
         batch_size: int = 32,
