@@ -186,8 +186,9 @@ def _panel(ax, snap: MapSnapshot, n: int, keypoint: int | None) -> None:
     extent = (-0.5, width - 0.5, height - 0.5, -0.5)
     ax.imshow(_display(image), cmap="gray", extent=extent)
     if keypoint is not None:
-        heat = prob[keypoint] / max(prob[keypoint].max(), 1e-12)
-        ax.imshow(heat, cmap="magma", alpha=np.clip(heat, 0, 1) * 0.85, extent=extent, interpolation="nearest")
+        # square root of p / max p: secondary modes with a few percent of the mass stay visible
+        heat = np.sqrt(prob[keypoint] / max(prob[keypoint].max(), 1e-12))
+        ax.imshow(heat, cmap="magma", alpha=np.clip(heat, 0, 1) * 0.9, extent=extent, interpolation="nearest")
     for k in chosen:
         ax.scatter(*target[k, :2], s=40, facecolors="none", edgecolors="lime", linewidths=1.2)
         ax.scatter(*pred[k, :2], s=30, marker="x", color=colors[k] if keypoint is None else "cyan", linewidths=1.2)
@@ -200,8 +201,11 @@ def plot_maps(snapshots: Sequence[MapSnapshot], path: Path, title: str = "") -> 
 
     Green circle = ground truth, cyan cross = prediction (the map's expectation).
     """
-    return _grid_figure(snapshots, path, title or "Learned probability maps (green o: target, cyan x: prediction)",
-                        with_map=True)
+    return _grid_figure(
+        snapshots, path,
+        title or "Learned probability maps, sqrt(p / max p), keypoint = column mod K (green o: target, cyan x: prediction)",
+        with_map=True,
+    )
 
 
 def plot_predictions(snapshots: Sequence[MapSnapshot], path: Path, title: str = "") -> Path:
@@ -219,7 +223,7 @@ def _grid_figure(snapshots: Sequence[MapSnapshot], path: Path, title: str, with_
         raise ValueError("no snapshots to plot; train at least one model first")
     rows, cols = len(snapshots), len(snapshots[0].images)
     dims = snapshots[0].prob.ndim - 2
-    cell = (3.2, 1.3) if dims == 1 else (1.9, 1.9)
+    cell = (3.2, 1.3) if dims == 1 else (2.0, 2.0)
     fig, axes = plt.subplots(rows, cols, figsize=(cell[0] * cols + 0.8, cell[1] * rows + 0.5), squeeze=False)
     keypoints = snapshots[0].prob.shape[1]
     for r, snap in enumerate(snapshots):
@@ -229,7 +233,7 @@ def _grid_figure(snapshots: Sequence[MapSnapshot], path: Path, title: str, with_
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
