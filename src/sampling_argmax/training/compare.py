@@ -161,9 +161,10 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
 
 def _task_name(config: Sequence[Path], overrides: Sequence[str]) -> str:
-    """reports/<task>: the config's stem, or the task the built-in defaults (plus overrides) make."""
+    """reports/<task>: from the config's path (configs/mtfl/cpu.yaml -> mtfl_cpu), or the built-in task's name."""
     if config:
-        return config[-1].stem
+        path = config[-1]
+        return path.stem if path.parent.name in ("configs", "") else f"{path.parent.name}_{path.stem}"
     from sampling_argmax.training.cli import SamplingArgmaxCLI
 
     cli = SamplingArgmaxCLI(args=[*overrides, "--trainer.logger", "false"], run=False)
