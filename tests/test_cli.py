@@ -100,9 +100,13 @@ def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys):
     assert len((out / "runs.csv").read_text().strip().splitlines()) == 5
     assert (out / "maps.png").stat().st_size > 1000 and (out / "predictions.png").stat().st_size > 1000
     assert "| mean error (px) ↓ |" in capsys.readouterr().out
-    figures = visualize_main(["--checkpoint", str(out / "runs" / "soft" / "seed0" / "checkpoints" / "last.ckpt"),
-                              "--out", str(tmp_path / "fig"), "--num_samples", "3"])
-    assert all(p.stat().st_size > 1000 for p in figures)
+    checkpoints = [str(out / "runs" / m / "seed0" / "checkpoints" / "last.ckpt") for m in ("soft", "samp_uni")]
+    one = visualize_main(["--checkpoint", checkpoints[0], "--out", str(tmp_path / "one"), "--num_samples", "3"])
+    two = visualize_main(["--checkpoint", *checkpoints, "--out", str(tmp_path / "two"), "--num_samples", "3"])
+    assert all(p.stat().st_size > 1000 for p in one + two)
+    from PIL import Image
+
+    assert Image.open(two[0]).size[1] > Image.open(one[0]).size[1]  # one row per checkpoint
 
 
 def test_compare_and_visualize_reject_bad_arguments(tmp_path):

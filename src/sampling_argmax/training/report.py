@@ -276,21 +276,25 @@ def load_trained(checkpoint: Path, config: Path | None = None):
 def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(
         prog="sampling-argmax visualize",
-        description="Draw the learned probability maps and predictions of a trained checkpoint.",
+        description="Draw the learned probability maps and predictions of trained checkpoints "
+        "(several checkpoints: one row each, on the inputs of the first one's datamodule).",
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a .ckpt written by fit or compare")
+    parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, help=".ckpt file(s) written by fit or compare")
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML of the run (only needed when the checkpoint does not record its datamodule)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: beside the checkpoint)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: beside the first checkpoint)")
     parser.add_argument("--num_samples", type=int, default=6)
     parser.add_argument("--split", choices=("val", "test"), default="val")
     args = parser.parse_args(argv)
     if args.num_samples < 1:
         parser.error("--num_samples must be >= 1")
-    module, datamodule = load_trained(args.checkpoint, args.config)
-    snap = snapshot_maps(module, datamodule, args.num_samples, args.split)
-    out = args.out or args.checkpoint.parent.parent / "figures"
-    paths = [plot_maps([snap], out / "maps.png"), plot_predictions([snap], out / "predictions.png")]
+    snapshots, datamodule = [], None
+    for checkpoint in args.checkpoint:
+        module, own_datamodule = load_trained(checkpoint, args.config)
+        datamodule = datamodule or own_datamodule
+        snapshots.append(snapshot_maps(module, datamodule, args.num_samples, args.split))
+    out = args.out or args.checkpoint[0].parent.parent / "figures"
+    paths = [plot_maps(snapshots, out / "maps.png"), plot_predictions(snapshots, out / "predictions.png")]
     for path in paths:
         print(path)
     return paths
