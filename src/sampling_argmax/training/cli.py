@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "trainer.max_epochs": 30,
     "trainer.limit_train_batches": 8,
     "trainer.check_val_every_n_epoch": 5,
+    "trainer.log_every_n_steps": 8,
     "trainer.num_sanity_val_steps": 0,
 }
 
