@@ -29,6 +29,8 @@ from sampling_argmax.training.module import LocalizationModule
 __all__ = ["SamplingArgmaxCLI", "main", "DEFAULTS"]
 
 #: Built-in defaults: the synthetic 2D task (configs/synthetic.yaml spells out the same values).
+#: They apply only when no ``--config`` is given, so a task's YAML never inherits the synthetic
+#: task's trainer limits or model (e.g. 8 batches an epoch, 1 input channel).
 DEFAULTS: dict[str, Any] = {
     "data": {"class_path": "sampling_argmax.training.SyntheticDataModule", "init_args": {}},
     "model.model": {
@@ -57,6 +59,11 @@ class SamplingArgmaxCLI(LightningCLI):
     """LightningCLI with the package defaults, ``--seed``, ``--resume`` and crash-safe checkpoints."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        argv = kwargs.get("args")  # always passed by keyword here
+        argv = sys.argv[1:] if argv is None else argv
+        self.builtin_defaults = not (
+            isinstance(argv, dict) or any(str(a) == "--config" or str(a).startswith("--config=") for a in argv)
+        )
         kwargs.setdefault("model_class", LocalizationModule)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("seed_everything_default", 0)
@@ -79,7 +86,8 @@ class SamplingArgmaxCLI(LightningCLI):
             "--checkpoint_every_n_steps", type=int, default=50,
             help="Also write last.ckpt every N training steps, so a killed run loses at most N steps (0 = epochs only).",
         )
-        parser.set_defaults(DEFAULTS)
+        if self.builtin_defaults:
+            parser.set_defaults(DEFAULTS)
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         config = self._get(self.config_init, "trainer", default={})
