@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sampling_argmax.data.transforms import (
+    to_model_input,
     affine_matrix,
     apply_affine,
     flip_keypoints,
@@ -71,8 +72,6 @@ COCO_KEYPOINT_NAMES = (
 COCO_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 UPPER_BODY = tuple(range(11))
 LOWER_BODY = tuple(range(11, 17))
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 _GET_COCO = "download it from https://cocodataset.org/#download (2017 Train/Val annotations and images)"
 
@@ -330,9 +329,8 @@ class COCOKeypoints(Dataset):
         width, height = self.heatmap_size
         inside = (target[:, 0] >= 0) & (target[:, 0] <= width - 1) & (target[:, 1] >= 0) & (target[:, 1] <= height - 1)
         to_original = homogeneous(invert_affine((homogeneous(to_heatmap) @ homogeneous(mirror))[:2]))
-        pixels = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
         return {
-            "image": torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))),
+            "image": to_model_input(crop),
             "target": torch.from_numpy(target.astype(np.float32)),
             "target_weight": torch.from_numpy((visible * inside).astype(np.float32)),
             "index": index,

@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from sampling_argmax.data.transforms import (
+    to_model_input,
     affine_matrix,
     apply_affine,
     flip_keypoints,
@@ -60,8 +61,6 @@ __all__ = [
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 FLIP_PAIRS = [(0, 1), (3, 4)]
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 _FIELDS = "'path x1 x2 x3 x4 x5 y1 y2 y3 y4 y5 gender smile glasses pose'"
 
 
@@ -330,9 +329,8 @@ class MTFLDataset(Dataset):
             flip = bool(rng.random() < self.flip_prob)
         out = crop_sample(image, record.landmarks, center, side, rotation, flip, self.input_size,
                           self.heatmap_size, image_to_original)
-        pixels = (out["image"].astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
         return {
-            "image": torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))),
+            "image": to_model_input(out["image"]),
             "target": torch.from_numpy(out["target"]),
             "target_weight": torch.from_numpy(out["target_weight"]),
             "index": index,

@@ -23,8 +23,10 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+import torch
 
 __all__ = [
+    "to_model_input",
     "affine_matrix",
     "invert_affine",
     "apply_affine",
@@ -212,3 +214,14 @@ def random_affine_params(
     if rng.random() >= rotation_prob:
         rotation_deg = 0.0
     return scale_factor, rotation_deg
+
+
+#: torchvision's ImageNet statistics, which the ResNet backbones (and local pretrained weights) expect.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def to_model_input(image: np.ndarray) -> torch.Tensor:
+    """An RGB ``H x W x 3`` uint8 crop -> the ImageNet-normalized ``(3, H, W)`` float32 tensor a ResNet expects."""
+    pixels = (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
