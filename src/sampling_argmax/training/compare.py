@@ -38,8 +38,14 @@ LABELS = {
 }
 
 
-def method_config(name: str) -> dict[str, Any]:
-    """The LightningCLI ``class_path`` config of a paper method, as recorded in checkpoints."""
+def method_config(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The LightningCLI ``class_path`` config of a paper method (as recorded in checkpoints).
+
+    ``overrides`` replace constructor arguments, e.g. ``{"num_samples": 1}`` or
+    ``{"schedule": {"class_path": "sampling_argmax.modules.ConstantTemperature", "init_args": {"tau": 0.5}}}``.
+    """
+    import inspect
+
     from sampling_argmax import methods
 
     method = paper_method(name)  # validates the name
@@ -47,7 +53,15 @@ def method_config(name: str) -> dict[str, Any]:
     cls, defaults = methods._PAPER_DEFAULTS[name]
     if type(method) is not cls:
         raise ValueError(f"paper_method({name!r}) built {type(method).__name__}, expected {cls.__name__}")
-    return {"class_path": f"{cls.__module__}.{cls.__name__}", "init_args": dict(defaults)}
+    overrides = dict(overrides or {})
+    valid = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"--method_args {unknown} are not arguments of {cls.__name__} ({name}); valid ones are {valid}; "
+            "restrict --methods to the methods that have them"
+        )
+    return {"class_path": f"{cls.__module__}.{cls.__name__}", "init_args": {**defaults, **overrides}}
 
 
 def _quiet() -> None:
@@ -61,7 +75,7 @@ def _quiet() -> None:
 
 
 def build_cli(config: Sequence[Path], overrides: Sequence[str], method: str, seed: int, root: Path,
-              progress: bool):
+              progress: bool, method_args: dict[str, Any] | None = None):
     from sampling_argmax.training.cli import SamplingArgmaxCLI
 
     args: list[str] = []
@@ -69,7 +83,7 @@ def build_cli(config: Sequence[Path], overrides: Sequence[str], method: str, see
         args += ["--config", str(path)]
     args += list(overrides)
     args += [
-        "--model.method", json.dumps(method_config(method)),
+        "--model.method", json.dumps(method_config(method, method_args)),
         "--seed", str(seed),
         "--trainer.default_root_dir", str(root),
         "--trainer.enable_progress_bar", str(progress).lower(),
@@ -79,13 +93,14 @@ def build_cli(config: Sequence[Path], overrides: Sequence[str], method: str, see
 
 
 def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed: int, root: Path,
-            progress: bool = False, resume: bool = False, num_show: int = 4) -> tuple[dict[str, Any], Any]:
+            progress: bool = False, resume: bool = False, num_show: int = 4,
+            method_args: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
     """Train and test one (method, seed); returns (result row, map snapshot of the first inputs)."""
     from sampling_argmax.training.report import snapshot_maps
 
     if not resume and (root / "checkpoints").exists():
         shutil.rmtree(root / "checkpoints")  # a fresh run must not resume or mix with an old one
-    cli = build_cli(config, overrides, method, seed, root, progress)
+    cli = build_cli(config, overrides, method, seed, root, progress, method_args)
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path="last" if resume else None)
     fit_time = time.perf_counter() - start
@@ -94,7 +109,8 @@ def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed:
                if k.startswith("test/")}
     row = {"method": method, "seed": seed, **metrics, "fit_time_s": fit_time,
            "steps": cli.trainer.global_step, "task": getattr(cli.datamodule, "task", type(cli.datamodule).__name__)}
-    snapshot = snapshot_maps(cli.model, cli.datamodule, num_show, split="test") if num_show else None
+    # a pool of inputs; the figures show typical ones and the hardest (largest median error over methods)
+    snapshot = snapshot_maps(cli.model, cli.datamodule, max(64, num_show), split="test") if num_show else None
     return row, snapshot
 
 
@@ -110,7 +126,9 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                         help=f"subset of {' '.join(PAPER_METHODS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/<task>)")
-    parser.add_argument("--num_show", type=int, default=4, help="inputs shown in the figures (0 = no figures)")
+    parser.add_argument("--method_args", type=json.loads, default=None, metavar="JSON",
+                        help='constructor overrides for every compared method, e.g. \'{"num_samples": 1}\'')
+    parser.add_argument("--num_show", type=int, default=6, help="inputs shown in the figures (0 = no figures)")
     parser.add_argument("--progress", action="store_true", help="show Lightning's progress bar inside each run")
     parser.add_argument("--resume", action="store_true",
                         help="continue interrupted runs from their last.ckpt (finished ones are only re-tested)")
@@ -122,7 +140,12 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         if not path.is_file():
             parser.error(f"--config {path} does not exist")
     if any(o.startswith("--model.method") or o.startswith("--seed") for o in overrides):
-        parser.error("compare varies the method and the seed itself; use --methods and --seeds")
+        parser.error("compare varies the method and the seed itself; use --methods, --method_args and --seeds")
+    for name in args.methods:
+        try:
+            method_config(name, args.method_args)
+        except ValueError as error:
+            parser.error(str(error))
     _quiet()
     from tqdm.auto import tqdm
 
@@ -140,7 +163,8 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         root = out / "runs" / method / f"seed{seed}"
         show = args.num_show if seed == args.seeds[0] else 0
         # with --resume a finished run restores its last checkpoint, trains no further and is re-tested
-        row, snapshot = run_one(args.config, overrides, method, seed, root, args.progress, args.resume, show)
+        row, snapshot = run_one(args.config, overrides, method, seed, root, args.progress, args.resume, show,
+                                args.method_args)
         (root / "result.json").write_text(json.dumps(row, indent=1))
         if snapshot is not None:
             snapshots.append(snapshot)
@@ -149,11 +173,12 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         bar.write(f"{method:>9} seed {seed}: {shown}")
     metrics = [k for k in rows[0] if k not in ("method", "seed", "task", "steps", "num_samples")]
     header = (f"Task: {rows[0].get('task', '?')}; seeds {' '.join(map(str, args.seeds))}; "
-              f"mean ± std over seeds; test split, final weights.\n\n")
+              f"mean ± std over seeds; test split, final weights."
+              + (f" Method overrides: {json.dumps(args.method_args)}." if args.method_args else "") + "\n\n")
     markdown = write_table(out, rows, args.methods, metrics, LABELS, header)
     if snapshots:
-        plot_maps(snapshots, out / "maps.png")
-        plot_predictions(snapshots, out / "predictions.png")
+        plot_maps(snapshots, out / "maps.png", args.num_show)
+        plot_predictions(snapshots, out / "predictions.png", args.num_show)
     print()
     print(markdown)
     print(f"report: {out}/ (table.md, table.csv, runs.csv{', maps.png, predictions.png' if snapshots else ''})")

@@ -24,6 +24,7 @@ __all__ = [
     "write_table",
     "plot_maps",
     "plot_predictions",
+    "pick_inputs",
     "visualize_main",
 ]
 
@@ -196,24 +197,42 @@ def _panel(ax, snap: MapSnapshot, n: int, keypoint: int | None) -> None:
     ax.set_yticks([])
 
 
-def plot_maps(snapshots: Sequence[MapSnapshot], path: Path, title: str = "") -> Path:
-    """Rows: methods; columns: samples, each showing the normalized map of keypoint (column mod K).
+def pick_inputs(snapshots: Sequence[MapSnapshot], count: int) -> list[tuple[int, int, str]]:
+    """Columns to show: (sample, keypoint, label).
+
+    Half "typical" (the first samples, keypoint = column mod K), half "hard" (the samples whose worst
+    keypoint has the largest median error over the methods, that keypoint shown), so the figure shows
+    both the usual maps and how each method's map behaves where the input is ambiguous.
+    """
+    samples, keypoints = snapshots[0].pred.shape[:2]
+    count = min(count, samples)
+    typical = [(n, n % keypoints, "typical") for n in range((count + 1) // 2)]
+    errors = np.stack([np.linalg.norm(s.pred - s.target, axis=-1) for s in snapshots])  # (methods, N, K)
+    median = np.median(errors, axis=0)
+    chosen = {n for n, _, _ in typical}
+    hard = [(int(n), int(median[n].argmax()), "hard") for n in np.argsort(-median.max(1)) if n not in chosen]
+    return typical + hard[: count - len(typical)]
+
+
+def plot_maps(snapshots: Sequence[MapSnapshot], path: Path, count: int = 6, title: str = "") -> Path:
+    """Rows: methods; columns: inputs (see :func:`pick_inputs`), each with one keypoint's map.
 
     Green circle = ground truth, cyan cross = prediction (the map's expectation).
     """
     return _grid_figure(
-        snapshots, path,
-        title or "Learned probability maps, sqrt(p / max p), keypoint = column mod K (green o: target, cyan x: prediction)",
-        with_map=True,
+        snapshots, path, pick_inputs(snapshots, count),
+        title or "Learned probability maps, sqrt(p / max p) (green o: target, cyan x: prediction)", with_map=True,
     )
 
 
-def plot_predictions(snapshots: Sequence[MapSnapshot], path: Path, title: str = "") -> Path:
-    """Rows: methods; columns: samples with every predicted keypoint (x) and its ground truth (o)."""
-    return _grid_figure(snapshots, path, title or "Predictions (x) and ground truth (o)", with_map=False)
+def plot_predictions(snapshots: Sequence[MapSnapshot], path: Path, count: int = 6, title: str = "") -> Path:
+    """Rows: methods; columns: the same inputs as :func:`plot_maps` with every keypoint (x) and truth (o)."""
+    return _grid_figure(snapshots, path, pick_inputs(snapshots, count),
+                        title or "Predictions (x) and ground truth (o)", with_map=False)
 
 
-def _grid_figure(snapshots: Sequence[MapSnapshot], path: Path, title: str, with_map: bool) -> Path:
+def _grid_figure(snapshots: Sequence[MapSnapshot], path: Path, picks: Sequence[tuple[int, int, str]], title: str,
+                 with_map: bool) -> Path:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -221,19 +240,20 @@ def _grid_figure(snapshots: Sequence[MapSnapshot], path: Path, title: str, with_
 
     if not snapshots:
         raise ValueError("no snapshots to plot; train at least one model first")
-    rows, cols = len(snapshots), len(snapshots[0].images)
+    rows, cols = len(snapshots), len(picks)
     dims = snapshots[0].prob.ndim - 2
     cell = (3.2, 1.3) if dims == 1 else (2.0, 2.0)
-    fig, axes = plt.subplots(rows, cols, figsize=(cell[0] * cols + 0.8, cell[1] * rows + 0.5), squeeze=False)
-    keypoints = snapshots[0].prob.shape[1]
+    fig, axes = plt.subplots(rows, cols, figsize=(cell[0] * cols + 0.8, cell[1] * rows + 0.6), squeeze=False)
     for r, snap in enumerate(snapshots):
-        for c in range(cols):
-            _panel(axes[r, c], snap, c, (c % keypoints) if with_map else None)
+        for c, (sample, keypoint, label) in enumerate(picks):
+            _panel(axes[r, c], snap, sample, keypoint if with_map else None)
+            if r == 0:
+                axes[r, c].set_title(f"{label} #{sample}" + (f", kp {keypoint}" if with_map else ""), fontsize=8)
         axes[r, 0].set_ylabel(snap.name, fontsize=9)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
@@ -283,7 +303,8 @@ def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML of the run (only needed when the checkpoint does not record its datamodule)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: beside the first checkpoint)")
-    parser.add_argument("--num_samples", type=int, default=6)
+    parser.add_argument("--num_samples", type=int, default=6, help="columns of the figures")
+    parser.add_argument("--pool", type=int, default=64, help="inputs searched for the 'hard' columns")
     parser.add_argument("--split", choices=("val", "test"), default="val")
     args = parser.parse_args(argv)
     if args.num_samples < 1:
@@ -292,9 +313,10 @@ def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
     for checkpoint in args.checkpoint:
         module, own_datamodule = load_trained(checkpoint, args.config)
         datamodule = datamodule or own_datamodule
-        snapshots.append(snapshot_maps(module, datamodule, args.num_samples, args.split))
+        snapshots.append(snapshot_maps(module, datamodule, max(args.pool, args.num_samples), args.split))
     out = args.out or args.checkpoint[0].parent.parent / "figures"
-    paths = [plot_maps(snapshots, out / "maps.png"), plot_predictions(snapshots, out / "predictions.png")]
+    paths = [plot_maps(snapshots, out / "maps.png", args.num_samples),
+             plot_predictions(snapshots, out / "predictions.png", args.num_samples)]
     for path in paths:
         print(path)
     return paths
