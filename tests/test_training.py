@@ -121,3 +121,17 @@ def test_bad_module_arguments(kwargs, match):
         LocalizationModule(SmallHeatmapNet(num_keypoints=2, width=4), paper_method("soft"), **kwargs)
     with pytest.raises(ValueError, match="method"):
         LocalizationModule(SmallHeatmapNet(num_keypoints=2, width=4), "soft")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["sampling_argmax.training.module", "sampling_argmax.training.synthetic", "sampling_argmax.data.synthetic",
+     "sampling_argmax.metrics.localization", "sampling_argmax.metrics.calibration",
+     "sampling_argmax.models.resnet_deconv", "sampling_argmax.models.small"],
+)
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    failed, attempted = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert attempted > 0 and failed == 0
