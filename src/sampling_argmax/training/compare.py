@@ -64,6 +64,13 @@ def method_config(name: str, overrides: dict[str, Any] | None = None) -> dict[st
     return {"class_path": f"{cls.__module__}.{cls.__name__}", "init_args": {**defaults, **overrides}}
 
 
+def _is_rank_zero() -> bool:
+    """Under DDP every rank re-runs this command (Lightning's launcher); only rank 0 writes the report."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 def _quiet() -> None:
     """One line per run is the progress report; Lightning's banners would drown it."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -98,7 +105,7 @@ def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed:
     """Train and test one (method, seed); returns (result row, map snapshot of the first inputs)."""
     from sampling_argmax.training.report import snapshot_maps
 
-    if not resume and (root / "checkpoints").exists():
+    if not resume and _is_rank_zero() and (root / "checkpoints").exists():
         shutil.rmtree(root / "checkpoints")  # a fresh run must not resume or mix with an old one
     cli = build_cli(config, overrides, method, seed, root, progress, method_args)
     start = time.perf_counter()
@@ -110,7 +117,8 @@ def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed:
     row = {"method": method, "seed": seed, **metrics, "fit_time_s": fit_time,
            "steps": cli.trainer.global_step, "task": getattr(cli.datamodule, "task", type(cli.datamodule).__name__)}
     # a pool of inputs; the figures show typical ones and the hardest (largest median error over methods)
-    snapshot = snapshot_maps(cli.model, cli.datamodule, max(64, num_show), split="test") if num_show else None
+    show = num_show and cli.trainer.is_global_zero
+    snapshot = snapshot_maps(cli.model, cli.datamodule, max(64, num_show), split="test") if show else None
     return row, snapshot
 
 
@@ -155,7 +163,8 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     snapshots = []
     jobs = [(m, s) for s in args.seeds for m in args.methods]
-    bar = tqdm(jobs, desc="compare", unit="run", dynamic_ncols=True)
+    zero = _is_rank_zero()
+    bar = tqdm(jobs, desc="compare", unit="run", dynamic_ncols=True, disable=not zero)
     for method, seed in bar:
         bar.set_postfix_str(f"{method} seed {seed}")
         if out is None:
@@ -165,12 +174,16 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         # with --resume a finished run restores its last checkpoint, trains no further and is re-tested
         row, snapshot = run_one(args.config, overrides, method, seed, root, args.progress, args.resume, show,
                                 args.method_args)
-        (root / "result.json").write_text(json.dumps(row, indent=1))
+        rows.append(row)
         if snapshot is not None:
             snapshots.append(snapshot)
-        rows.append(row)
-        shown = ", ".join(f"{k} {row[k]:.3f}" for k in row if k not in ("method", "seed", "task", "steps", "num_samples"))
-        bar.write(f"{method:>9} seed {seed}: {shown}")
+        zero = _is_rank_zero()  # known for sure once the first run has set up its strategy
+        if zero:
+            (root / "result.json").write_text(json.dumps(row, indent=1))
+            shown = ", ".join(f"{k} {row[k]:.3f}" for k in row if k not in ("method", "seed", "task", "steps", "num_samples"))
+            bar.write(f"{method:>9} seed {seed}: {shown}")
+    if not zero:
+        return rows
     metrics = [k for k in rows[0] if k not in ("method", "seed", "task", "steps", "num_samples")]
     header = (f"Task: {rows[0].get('task', '?')}; seeds {' '.join(map(str, args.seeds))}; "
               f"mean ± std over seeds; test split, final weights."
