@@ -63,7 +63,8 @@ class SamplingArgmaxCLI(LightningCLI):
         argv = kwargs.get("args")  # always passed by keyword here
         argv = sys.argv[1:] if argv is None else argv
         self.builtin_defaults = not (
-            isinstance(argv, dict) or any(str(a) == "--config" or str(a).startswith("--config=") for a in argv)
+            isinstance(argv, dict)
+            or any(str(a) in ("--config", "-c") or str(a).startswith(("--config=", "-c=")) for a in argv)
         )
         kwargs.setdefault("model_class", LocalizationModule)
         kwargs.setdefault("subclass_mode_data", True)
