@@ -165,20 +165,8 @@ def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLik
         box = _clean_box(ann["bbox"], image["width"], image["height"])
         if box is None:
             continue
-        records.append(
-            {
-                "image_id": int(image["id"]),
-                "file": str(Path(image_dir) / image["file_name"]),
-                "width": int(image["width"]),
-                "height": int(image["height"]),
-                "box": box,
-                "keypoints": keypoints[:, :2].copy(),
-                "visible": keypoints[:, 2] > 0,
-                "ann_id": int(ann["id"]),
-                "area": float(ann.get("area", box[2] * box[3])),
-                "bbox_score": 1.0,
-            }
-        )
+        records.append(_record(image, image_dir, box, keypoints[:, :2].copy(), keypoints[:, 2] > 0,
+                               ann_id=int(ann["id"]), area=float(ann.get("area", box[2] * box[3])), bbox_score=1.0))
     return records
 
 
@@ -217,20 +205,8 @@ def load_detection_records(
         box = _clean_box(det["bbox"], image["width"], image["height"])
         if box is None:
             continue
-        records.append(
-            {
-                "image_id": int(image["id"]),
-                "file": str(Path(image_dir) / image["file_name"]),
-                "width": int(image["width"]),
-                "height": int(image["height"]),
-                "box": box,
-                "keypoints": np.zeros((17, 2)),
-                "visible": np.zeros(17, dtype=bool),
-                "ann_id": -1,
-                "area": float(box[2] * box[3]),
-                "bbox_score": float(det["score"]),
-            }
-        )
+        records.append(_record(image, image_dir, box, np.zeros((17, 2)), np.zeros(17, dtype=bool),
+                               ann_id=-1, area=float(box[2] * box[3]), bbox_score=float(det["score"])))
     return records
 
 
@@ -600,3 +576,20 @@ class COCODataModule(L.LightningDataModule):
         with open(out / f"coco_keypoints_{stage}_{split}_metrics.json", "w") as handle:
             json.dump(metrics, handle, indent=2)
         log.info("wrote COCO keypoint results and metrics of %s to %s", stage, out)
+
+
+def _record(image: dict, image_dir, box, keypoints: np.ndarray, visible: np.ndarray, *, ann_id: int, area: float,
+            bbox_score: float) -> dict:
+    """One person instance (a ground-truth annotation or a detection) of ``image``, as the datasets use it."""
+    return {
+        "image_id": int(image["id"]),
+        "file": str(Path(image_dir) / image["file_name"]),
+        "width": int(image["width"]),
+        "height": int(image["height"]),
+        "box": box,
+        "keypoints": keypoints,
+        "visible": visible,
+        "ann_id": ann_id,
+        "area": area,
+        "bbox_score": bbox_score,
+    }
