@@ -22,3 +22,25 @@ def test_task_config_does_not_inherit_synthetic_defaults(shared_data):
     assert cli.trainer.limit_train_batches == 1.0  # Lightning's default: whole epochs, not the synthetic 8 batches
     first_conv = next(cli.model.model.parameters())
     assert first_conv.shape[1] == 3  # RGB ResNet, not the synthetic 1-channel default
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_every_task_config_keeps_resumable_checkpoints(tmp_path, shared_data):
+    """A config's own ModelCheckpoint would replace the CLI's (last.ckpt every N steps in <root>/checkpoints),
+    so `--resume` would find nothing and a killed run would restart from scratch."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    assert CONFIGS, "no YAML configs found under configs/"
+    for config in CONFIGS:
+        data = ["--data.data_root", str(shared_data / "coco" / "coco-mini")] if config.parent.name == "coco" else []
+        cli = SamplingArgmaxCLI(
+            args=["--config", str(config), *data, "--trainer.logger", "false",
+                  "--trainer.default_root_dir", str(tmp_path)],
+            run=False,
+        )
+        checkpoints = [c for c in cli.trainer.callbacks if isinstance(c, ModelCheckpoint)]
+        assert any(c.dirpath == str(tmp_path / "checkpoints") and c._every_n_train_steps == 50 for c in checkpoints), (
+            f"{config.name}: no step-interval last.ckpt in <root>/checkpoints"
+        )
