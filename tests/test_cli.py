@@ -99,6 +99,7 @@ def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys):
     assert (out / "table.csv").read_text().startswith("metric,soft_mean,soft_std,samp_uni_mean")
     assert len((out / "runs.csv").read_text().strip().splitlines()) == 5
     assert (out / "maps.png").stat().st_size > 1000 and (out / "predictions.png").stat().st_size > 1000
+    assert (out / "calibration.png").stat().st_size > 1000
     assert "| mean error (px) ↓ |" in capsys.readouterr().out
     checkpoints = [str(out / "runs" / m / "seed0" / "checkpoints" / "last.ckpt") for m in ("soft", "samp_uni")]
     one = visualize_main(["--checkpoint", checkpoints[0], "--out", str(tmp_path / "one"), "--num_samples", "3"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pearson", "instance_confidence", "calibration"]
+__all__ = ["pearson", "instance_confidence", "calibration", "binned_by_confidence"]
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -50,3 +50,28 @@ def instance_confidence(confidence: np.ndarray, weight: np.ndarray | None = None
 def calibration(confidence: np.ndarray, accuracy: np.ndarray, weight: np.ndarray | None = None) -> float:
     """Pearson correlation of instance confidence (from (N, K) keypoint confidences) with accuracy (N,)."""
     return pearson(instance_confidence(confidence, weight), accuracy)
+
+
+def binned_by_confidence(confidence: np.ndarray, error: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Mean confidence and mean error of ``bins`` equal-count groups of instances, least confident first.
+
+    The curve a calibration figure draws: with a well-calibrated confidence the error falls from left
+    to right. Instances with a nan confidence or error are left out; with fewer instances than
+    ``bins`` every instance is its own group.
+
+    Example:
+        >>> conf, err = binned_by_confidence(np.array([0.1, 0.2, 0.8, 0.9]), np.array([4.0, 2.0, 1.0, 1.0]), bins=2)
+        >>> conf.round(2).tolist(), err.tolist()
+        ([0.15, 0.85], [3.0, 1.0])
+    """
+    confidence = np.asarray(confidence, dtype=np.float64).ravel()
+    error = np.asarray(error, dtype=np.float64).ravel()
+    if confidence.shape != error.shape:
+        raise ValueError(f"confidence {confidence.shape} and error {error.shape} must have the same length")
+    if bins < 1:
+        raise ValueError(f"bins={bins} must be >= 1")
+    keep = np.isfinite(confidence) & np.isfinite(error)
+    order = np.argsort(confidence[keep], kind="stable")
+    groups = [g for g in np.array_split(order, min(bins, order.size)) if g.size]
+    return (np.array([confidence[keep][g].mean() for g in groups]),
+            np.array([error[keep][g].mean() for g in groups]))

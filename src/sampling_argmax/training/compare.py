@@ -5,7 +5,8 @@ Every run is built by :class:`~sampling_argmax.training.cli.SamplingArgmaxCLI` f
 method and the seed varied, then trained (fit) and evaluated on the test split with its final weights.
 The report folder gets ``table.md``/``table.csv`` (rows: metrics, columns: methods, mean ± std over
 seeds), ``runs.csv`` (one row per run), ``maps.png`` (learned probability maps of every method on
-the same inputs) and ``predictions.png``; each run's checkpoints and logs are in ``runs/<method>/seed<s>``.
+the same inputs), ``predictions.png`` and ``calibration.png`` (error against confidence, all seeds);
+each run's checkpoints and logs are in ``runs/<method>/seed<s>``.
 
 Examples::
 
@@ -101,9 +102,13 @@ def build_cli(config: Sequence[Path], overrides: Sequence[str], method: str, see
 
 def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed: int, root: Path,
             progress: bool = False, resume: bool = False, num_show: int = 4,
-            method_args: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
-    """Train and test one (method, seed); returns (result row, map snapshot of the first inputs)."""
-    from sampling_argmax.training.report import snapshot_maps
+            method_args: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any, Any]:
+    """Train and test one (method, seed).
+
+    Returns (result row, map snapshot of the test inputs or None, calibration points: per test instance
+    (confidence, error in cells)).
+    """
+    from sampling_argmax.training.report import calibration_points, snapshot_maps
 
     if not resume and _is_rank_zero() and (root / "checkpoints").exists():
         shutil.rmtree(root / "checkpoints")  # a fresh run must not resume or mix with an old one
@@ -119,7 +124,7 @@ def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed:
     # a pool of inputs; the figures show typical ones and the hardest (largest median error over methods)
     show = num_show and cli.trainer.is_global_zero
     snapshot = snapshot_maps(cli.model, cli.datamodule, max(64, num_show), split="test") if show else None
-    return row, snapshot
+    return row, snapshot, calibration_points(cli.model.last_outputs)
 
 
 def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -157,11 +162,12 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     _quiet()
     from tqdm.auto import tqdm
 
-    from sampling_argmax.training.report import plot_maps, plot_predictions, write_table
+    from sampling_argmax.training.report import plot_calibration, plot_maps, plot_predictions, write_table
 
     out = args.out
     rows: list[dict[str, Any]] = []
     snapshots = []
+    points: dict[str, list] = {}
     jobs = [(m, s) for s in args.seeds for m in args.methods]
     zero = _is_rank_zero()
     bar = tqdm(jobs, desc="compare", unit="run", dynamic_ncols=True, disable=not zero)
@@ -172,9 +178,10 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         root = out / "runs" / method / f"seed{seed}"
         show = args.num_show if seed == args.seeds[0] else 0
         # with --resume a finished run restores its last checkpoint, trains no further and is re-tested
-        row, snapshot = run_one(args.config, overrides, method, seed, root, args.progress, args.resume, show,
-                                args.method_args)
+        row, snapshot, calibration = run_one(args.config, overrides, method, seed, root, args.progress,
+                                             args.resume, show, args.method_args)
         rows.append(row)
+        points.setdefault(method, []).append(calibration)
         if snapshot is not None:
             snapshots.append(snapshot)
         zero = _is_rank_zero()  # known for sure once the first run has set up its strategy
@@ -192,9 +199,11 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     if snapshots:
         plot_maps(snapshots, out / "maps.png", args.num_show)
         plot_predictions(snapshots, out / "predictions.png", args.num_show)
+    plot_calibration(points, out / "calibration.png")
     print()
     print(markdown)
-    print(f"report: {out}/ (table.md, table.csv, runs.csv{', maps.png, predictions.png' if snapshots else ''})")
+    figures = ", maps.png, predictions.png" if snapshots else ""
+    print(f"report: {out}/ (table.md, table.csv, runs.csv, calibration.png{figures})")
     return rows
 
 

@@ -25,6 +25,8 @@ __all__ = [
     "plot_maps",
     "plot_predictions",
     "pick_inputs",
+    "calibration_points",
+    "plot_calibration",
     "visualize_main",
 ]
 
@@ -254,6 +256,64 @@ def _grid_figure(snapshots: Sequence[MapSnapshot], path: Path, picks: Sequence[t
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+
+
+def calibration_points(outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per instance: (mean keypoint confidence (N,), mean keypoint error in grid cells (N,)).
+
+    From the gathered evaluation outputs of :class:`~sampling_argmax.training.LocalizationModule`
+    ("confidence", "pred_grid", "target", optional "target_weight"); grid cells, so every task
+    draws the same figure.
+    """
+    from sampling_argmax.metrics import instance_confidence, instance_errors
+
+    weight = outputs.get("target_weight")
+    return (instance_confidence(outputs["confidence"], weight),
+            instance_errors(outputs["pred_grid"], outputs["target"], weight))
+
+
+def plot_calibration(points: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]]], path: Path, bins: int = 10,
+                     title: str = "") -> Path:
+    """Error against confidence, one line per method (its runs pooled), ``bins`` equal-count groups.
+
+    Left: by confidence rank (methods whose confidences live on different scales side by side);
+    right: against the confidence value. A calibrated confidence gives a falling curve; the legend
+    gives the Pearson correlation of confidence with −error over all instances.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from sampling_argmax.metrics import binned_by_confidence, pearson
+
+    if not points:
+        raise ValueError("no calibration points to plot; evaluate at least one model first")
+    fig, (by_rank, by_value) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, runs in points.items():
+        confidence = np.concatenate([c for c, _ in runs])
+        error = np.concatenate([e for _, e in runs])
+        mean_conf, mean_err = binned_by_confidence(confidence, error, bins)
+        label = f"{name} (r = {pearson(confidence, -error):+.2f})"
+        ranks = (np.arange(len(mean_err)) + 0.5) / len(mean_err) * 100
+        by_rank.plot(ranks, mean_err, marker="o", ms=3, label=label)
+        by_value.plot(mean_conf, mean_err, marker="o", ms=3, label=name)
+    by_rank.set_xlabel(f"confidence percentile ({bins} equal-count groups, least confident left)")
+    by_value.set_xlabel("mean confidence of the group")
+    by_value.set_xscale("log")
+    for ax in (by_rank, by_value):
+        ax.set_ylabel("mean error (heatmap cells)")
+        ax.grid(alpha=0.3)
+    by_rank.legend(fontsize=7)
+    fig.suptitle(title or "Calibration: error of each prediction against its confidence (test split)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
