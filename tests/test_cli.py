@@ -128,3 +128,21 @@ def test_mixed_precision_fit_gives_finite_metrics(tmp_path, capsys):
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
     metrics = next((tmp_path / "logs").glob("version_*/csv/metrics.csv")).read_text()
     assert "val/mean_error" in metrics and "nan" not in metrics
+
+
+def test_pretrained_flag_loads_a_local_backbone_state(tmp_path):
+    from torchvision.models import resnet18
+
+    reference = resnet18(weights=None)
+    path = tmp_path / "resnet18-local.pth"
+    torch.save(reference.state_dict(), path)
+    config = str(REPO / "configs" / "mtfl" / "cpu.yaml")
+    cli = SamplingArgmaxCLI(args=["--config", config, "--pretrained", str(path), "--trainer.logger", "false"], run=False)
+    assert torch.equal(cli.model.model.backbone[0].weight, reference.conv1.weight)
+    fresh = SamplingArgmaxCLI(args=["--config", config, "--trainer.logger", "false"], run=False)
+    assert not torch.equal(fresh.model.model.backbone[0].weight, reference.conv1.weight)
+    with pytest.raises(ValueError, match="SmallHeatmapNet has no pretrained backbone"):
+        SamplingArgmaxCLI(args=["--pretrained", str(path), "--trainer.logger", "false"], run=False)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SamplingArgmaxCLI(args=["--config", config, "--pretrained", str(tmp_path / "missing.pth"),
+                                "--trainer.logger", "false"], run=False)

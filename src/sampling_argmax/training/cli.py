@@ -88,8 +88,26 @@ class SamplingArgmaxCLI(LightningCLI):
             "--checkpoint_every_n_steps", type=int, default=50,
             help="Also write last.ckpt every N training steps, so a killed run loses at most N steps (0 = epochs only).",
         )
+        parser.add_argument(
+            "--pretrained", type=str | None, default=None,
+            help="Local torchvision ResNet state dict for the backbone (the paper's ImageNet init), e.g. "
+            "resnet18-f37072fd.pth; same as --model.model.init_args.pretrained. Nothing is ever downloaded.",
+        )
         if self.builtin_defaults:
             parser.set_defaults(DEFAULTS)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        path = config.get("pretrained")
+        if path is None:
+            return
+        model = config["model.model"]
+        if "pretrained" not in (model.get("init_args") or {}):
+            raise ValueError(
+                f"--pretrained {path}: the model {model.get('class_path')} has no pretrained backbone; use "
+                "sampling_argmax.models.ResNetDeconv (as in configs/mtfl and configs/coco) or drop --pretrained"
+            )
+        model.init_args.pretrained = path
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         config = self._get(self.config_init, "trainer", default={})
