@@ -110,6 +110,16 @@ def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys):
     assert Image.open(two[0]).size[1] > Image.open(one[0]).size[1]  # one row per checkpoint
 
 
+def test_compare_resume_retests_finished_runs_and_keeps_their_train_time(tmp_path):
+    from sampling_argmax.training.compare import compare_main
+
+    args = ["--methods", "soft", "--seeds", "0", "--out", str(tmp_path / "report"), "--num_show", "0", *TINY]
+    first = compare_main(args)[0]
+    again = compare_main([*args, "--resume"])[0]
+    assert again["steps"] == first["steps"] and again["mean_error"] == pytest.approx(first["mean_error"])
+    assert again["fit_time_s"] == pytest.approx(first["fit_time_s"])  # not the near-zero time of the no-op fit
+
+
 def test_compare_and_visualize_reject_bad_arguments(tmp_path):
     from sampling_argmax.training.compare import compare_main
     from sampling_argmax.training.report import visualize_main

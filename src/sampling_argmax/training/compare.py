@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shutil
 import time
 import warnings
@@ -116,6 +117,9 @@ def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed:
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path="last" if resume else None)
     fit_time = time.perf_counter() - start
+    if resume:  # this call timed only the rest of the run: keep a finished run's recorded time, else unknown
+        recorded = root / "result.json"
+        fit_time = json.loads(recorded.read_text()).get("fit_time_s", math.nan) if recorded.is_file() else math.nan
     cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     metrics = {k.removeprefix("test/"): float(v) for k, v in cli.trainer.callback_metrics.items()
                if k.startswith("test/")}

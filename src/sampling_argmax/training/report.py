@@ -289,6 +289,7 @@ def plot_calibration(points: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     from sampling_argmax.metrics import binned_by_confidence, pearson
 
@@ -308,7 +309,10 @@ def plot_calibration(points: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]
     by_value.set_xscale("log")
     for ax in (by_rank, by_value):
         ax.set_ylabel("mean error (heatmap cells)")
-        ax.grid(alpha=0.3)
+        ax.set_yscale("log")  # a collapsed method's errors would otherwise flatten every other curve
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.grid(alpha=0.3, which="both")
     by_rank.legend(fontsize=7)
     fig.suptitle(title or "Calibration: error of each prediction against its confidence (test split)", fontsize=9)
     fig.tight_layout()
