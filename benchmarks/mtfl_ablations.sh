@@ -5,7 +5,7 @@
 #                  collapses); another map size needs 1 / size^4;
 #   gumbel_authors Samp. Tri. with the authors' code's Gumbel step softmax(logits + g/tau) (PAPER.md §3)
 #                  instead of the paper's softmax((logits + g)/tau), under the same tau schedule.
-# The two run side by side with one thread each (2 cores), about 40 minutes; reports in reports/mtfl_cpu_<name>/.
+# The two run side by side with one thread each (2 cores), 38 minutes measured here; reports in reports/mtfl_cpu_<name>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-configs/mtfl/cpu.yaml}
