@@ -13,6 +13,8 @@ and prints, averaged over test keypoints (mean ± std over seeds):
 The last two tell whether a method's error is bounded by the grid: a one-hot read-out on a grid
 whose cells are a sizeable fraction of the inter-ocular distance cannot be more accurate than the
 cell quantization allows (on average 0.38 cells of Euclidean error for a target uniform in the cell).
+For faces (a test split with "interocular" distances, MTFL) it also says how large one cell is
+against the distance between the eyes, measured on the targets in cells.
 
 Usage::
 
@@ -44,6 +46,7 @@ def map_statistics(checkpoint: Path) -> tuple[dict[str, float], tuple[np.ndarray
     sums: dict[str, float] = defaultdict(float)
     count = 0.0
     outputs: dict[str, list[np.ndarray]] = defaultdict(list)
+    eye_cells: list[np.ndarray] = []
     for batch in datamodule.test_dataloader():
         logits = module.evaluation_logits(batch["image"], getattr(datamodule, "flip_pairs", None))
         pred = module.method.predict(logits).float()
@@ -57,11 +60,17 @@ def map_statistics(checkpoint: Path) -> tuple[dict[str, float], tuple[np.ndarray
         for name, value in per_keypoint.items():
             sums[name] += float((value * weight).sum())
         count += float(weight.sum())
+        if "interocular" in batch:  # MTFL order: left eye 0, right eye 1
+            eye_cells.append(torch.linalg.vector_norm(batch["target"][:, 0] - batch["target"][:, 1], dim=-1).numpy())
         for name, value in (("confidence", module.method.confidence(logits)), ("pred_grid", pred),
                             ("target", batch["target"]), ("target_weight", weight)):
             outputs[name].append(value.float().numpy())
     points = calibration_points({name: np.concatenate(chunks) for name, chunks in outputs.items()})
-    return {name: sums[name] / count for name in METRICS}, points
+    statistics = {name: sums[name] / count for name in METRICS}
+    if eye_cells:
+        eyes = np.concatenate(eye_cells)
+        statistics |= {"eye_distance_cells": float(np.median(eyes)), "cell_percent_of_eyes": float((100 / eyes).mean())}
+    return statistics, points
 
 
 def main(report: Path) -> str:
@@ -87,6 +96,10 @@ def main(report: Path) -> str:
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     seeds = max(len(rows) for rows in per_method.values())
     text = "\n".join(lines) + f"\n\nTest split of {report}, final weights, mean ± std over {seeds} seed(s).\n"
+    first = next(iter(per_method.values()))[0]
+    if "eye_distance_cells" in first:
+        text += (f"The eyes are {first['eye_distance_cells']:.2f} cells apart in the median test face; one cell is "
+                 f"{first['cell_percent_of_eyes']:.1f} % of the inter-ocular distance on average.\n")
     (report / "map_statistics.md").write_text(text)
     plot_calibration(points, report / "calibration.png")  # the same figure compare draws, from the checkpoints
     return text

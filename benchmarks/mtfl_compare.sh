@@ -3,7 +3,7 @@
 # supplementary Table 1's layout next to the paper's numbers (reports/mtfl_cpu/table1.md).
 # Extra arguments go to every run, e.g. --trainer.max_epochs 2 for a smoke test.
 # On a 2-core machine shared with other jobs, OMP_NUM_THREADS=1 can be several times faster than torch's
-# default of one thread per core; on an idle machine the default is (measured here for a Soft step: 0.20 s vs 0.40 s).
+# default of one thread per core; on an idle machine the default is the faster one.
 # GPU users: CONFIG=configs/mtfl/paper.yaml OUT=reports/mtfl_paper benchmarks/mtfl_compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
