@@ -225,7 +225,7 @@ class COCOKeypoints(Dataset):
     (17,); index; to_original (3, 3) heatmap cells -> original pixels; image_id; bbox_score; area
     (crop box area, pixels², OKS-NMS scale); ann_id (-1 for detections); center (2,), size (2,).
 
-    Example (shapes only; see tests/test_coco_data.py for real images):
+    Example (shapes only; see tests/data/test_coco_data.py for real images):
         >>> ds = COCOKeypoints([], train=False); len(ds), ds.num_keypoints
         (0, 17)
     """

@@ -10,7 +10,7 @@ import yaml
 
 from sampling_argmax.training.cli import DEFAULTS, SamplingArgmaxCLI, main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = [
     "--data.init_args.num_keypoints", "2", "--model.model.init_args.num_keypoints", "2",
     "--data.init_args.size", "32", "--data.init_args.train_size", "24", "--data.init_args.val_size", "11",

@@ -142,7 +142,7 @@ SMOKE_OVERRIDES = [
 def test_one_epoch_smoke_fit_on_coco_mini(coco_root, tmp_path, method):
     from sampling_argmax.training.cli import SamplingArgmaxCLI
 
-    config = Path(__file__).resolve().parents[1] / "configs" / "coco" / f"{method}.yaml"
+    config = Path(__file__).resolve().parents[2] / "configs" / "coco" / f"{method}.yaml"
     cli = SamplingArgmaxCLI(args=[
         "fit", "--config", str(config), "--data.data_root", str(coco_root / "coco-mini"),
         "--data.val_split", "train2017", *SMOKE_OVERRIDES,

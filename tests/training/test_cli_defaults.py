@@ -4,7 +4,7 @@ from pathlib import Path
 
 from sampling_argmax.training.cli import SamplingArgmaxCLI
 
-COCO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "coco" / "soft.yaml"
+COCO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "coco" / "soft.yaml"
 
 
 def test_builtin_defaults_apply_without_config():
@@ -24,7 +24,7 @@ def test_task_config_does_not_inherit_synthetic_defaults(shared_data):
     assert first_conv.shape[1] == 3  # RGB ResNet, not the synthetic 1-channel default
 
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
 
 
 def test_every_task_config_keeps_resumable_checkpoints(tmp_path, shared_data):
