@@ -7,8 +7,12 @@
 torch.Size([2, 17, 2])
 >>> sampling_argmax(logits, num_samples=30, tau=1.0).shape   # (B, K, S, 2) training samples
 torch.Size([2, 17, 30, 2])
+
+Bad input raises ``ValueError`` naming the argument and the fix. The data-dependent checks (NaN/inf,
+negative weights) cost one pass and one sync per call; ``set_input_checks(False)`` turns them off.
 """
 
+from ._checks import set_input_checks
 from .functional import (
     grid_probabilities,
     grid_variance,
@@ -39,4 +43,5 @@ __all__ = [
     "ConstantTemperature",
     "LinearTemperature",
     "ExponentialTemperature",
+    "set_input_checks",
 ]

@@ -6,17 +6,29 @@ flattened map, then one basis-offset call of shape (B, K, L) holding every axis'
 after the other (x, y, z; L = W + H + D) -- for point sets the d coordinates of the N points (L = d N).
 
 Forward runs the samples in chunks of C (C = 1 for maps of 4 MiB and more, see ``CHUNK_BYTES``) with two
-(C, B, K, M) buffers (noise, relaxed samples); it saves the logits, the (B, K, S, dims) output and the
-generator state. Backward restores the state into a private generator, regenerates the relaxed samples
-chunk by chunk and accumulates the analytic gradient through the Gumbel softmax:
+(C, B, K, M) buffers (noise, relaxed samples); it saves the logits, the (B, K, S, dims) output relative to
+each sample's anchor (below), the anchor cells and the generator state. Backward restores the state into a
+private generator, regenerates the relaxed samples chunk by chunk and accumulates the analytic gradient
+through the Gumbel softmax:
 
-    r = softmax(z),  z = (x + g)/tau ("paper") or x + g/tau ("authors"),  out_a = sum_j marg_a(r)_j pos_aj
+    r = softmax(z),  z = (y - max y)/tau,  y = x + g ("paper") or tau x + g ("authors")
+    out_a = sum_j marg_a(r)_j pos_aj
     dL/dz = r * (v - <r, v>),  v_m = sum_a dL/dout_a * pos_a(m),  <r, v> = sum_a dL/dout_a * out_a
 
 The log-softmax between logits and z is dropped: the softmax of z is invariant to shifting x per row, so
 its Jacobian correction (pi * sum dL/dlogpi) is identically zero. Peak memory is the gradient accumulator
 plus the two chunk buffers -- three maps for large maps, at most one map + 8 MiB otherwise -- independent
 of S; the price of not holding S relaxed maps is drawing the noise twice.
+
+Small temperatures (both paths compute the same expressions, so they agree to float32 precision down to
+``MIN_TAU``): the max of y is subtracted *before* dividing by tau, so z <= 0 never overflows whatever tau
+is, and y - max y keeps the near-tie differences that the division magnifies; and positions are taken
+relative to the **anchor**, per axis the perturbed position of the cell where the relaxed marginal peaks.
+At small tau r is nearly one-hot, v - <r, v> is then a difference of two nearly equal numbers of the size
+of the grid, and its rounding error (ulp ~ 4e-6 at 64 cells) is multiplied by 1/tau; relative to the
+anchor (then the winning cell) the winner's v is exactly 0 and every term is small, so the gradient keeps
+full relative precision. The anchor comes from the marginals the read-out computes anyway (an argmax over
+the whole map costs ~20x a max on CPU); any anchor is exact in exact arithmetic.
 """
 
 from __future__ import annotations
@@ -50,22 +62,28 @@ def draw_chunk(zbuf: Tensor, perturbed: Tensor, layout: "Layout", basis: Basis, 
 def relax_(zbuf: Tensor, out: Tensor, x: Tensor, tau: float, gumbel: str) -> Tensor:
     """Turn the uniforms in ``zbuf`` (C, B, K, M) into relaxed one-hot samples written to ``out``.
 
-    With ``g = -log(L)``, ``L = -log(u)``: "paper" ``softmax((x + g)/tau)`` (``log pi = x - lse(x)``; the
-    shift cancels in the softmax), "authors" ``softmax(x + g/tau)``. Everything runs in the two buffers.
+    ``y = x + g`` ("paper": ``softmax((log pi + g)/tau)``, ``log pi = x - lse(x)`` whose shift cancels) or
+    ``y = tau x + g`` ("authors": ``softmax(x + g/tau)`` times tau/tau), then ``softmax((y - max y)/tau)``.
+    Everything runs in the two buffers; the reference path computes the same expressions op for op.
     """
     neg_gumbel_from_uniform_(zbuf)
     if gumbel == "paper":
         torch.sub(x, zbuf, out=zbuf)
-        if tau != 1.0:
-            zbuf.mul_(1.0 / tau)
     else:
-        torch.add(x, zbuf, alpha=-1.0 / tau, out=zbuf)
+        zbuf.sub_(x, alpha=tau).neg_()
+    zbuf.sub_(zbuf.amax(dim=-1, keepdim=True))
+    if tau != 1.0:
+        zbuf.mul_(1.0 / tau)
     return torch.softmax(zbuf, dim=-1, out=out)
 
 
 def neg_gumbel_from_uniform_(u: Tensor) -> Tensor:
-    """In place ``-g = log(-log(u))``. u = 0 (probability 2^-24 in float32) gives g = -inf: a cell that
-    cannot win this sample, which softmax and its gradient handle exactly (weight 0)."""
+    """In place ``-g = log(-log(u))`` over the last dim (the cells of one map). u = 0 (probability 2^-24 per
+    cell in float32) gives g = -inf: a cell that cannot win this sample, which ``y - max y``, softmax and
+    its gradient handle exactly (weight 0) -- unless every cell is -inf, which only a 1-cell map can draw
+    (softmax([-inf]) = NaN): its uniforms are raised to the smallest normal number first."""
+    if u.shape[-1] == 1:
+        u.clamp_min_(torch.finfo(u.dtype).tiny)
     return u.log_().neg_().log_()
 
 
@@ -87,6 +105,7 @@ class Layout:
             self.sizes = (points.shape[1],) * points.shape[2]
             self.positions = points.transpose(1, 2).reshape(batch, 1, -1)
         self.dims = len(self.sizes)
+        self.starts = [sum(self.sizes[:a]) for a in range(self.dims)]  # of each axis's segment in L
         # (L, dims) indicator of the axis each concatenated entry belongs to: per-axis sums as one matmul
         axis_of = torch.repeat_interleave(torch.arange(self.dims, device=like.device),
                                           torch.tensor(self.sizes, device=like.device))
@@ -101,6 +120,13 @@ class Layout:
         return basis.sample((self.batch, self.keypoints, self.length), generator=generator,
                             device=like.device, dtype=like.dtype)
 
+    def anchor_(self, perturbed: Tensor, index: Tensor) -> Tensor:
+        """Subtract from ``perturbed`` (C, B, K, L), in place, its entries at ``index`` (C, B, K, dims) -- one
+        per axis, positions in the concatenated L -- along their axes; return those anchors (C, B, K, dims)."""
+        anchor = perturbed.gather(-1, index)
+        perturbed.sub_(anchor @ self.segments.T)
+        return anchor
+
     def split(self, values: Tensor) -> tuple[Tensor, ...]:
         """(..., L) -> per-axis (..., n_a) views, x, y, z order."""
         return values.split(self.sizes, dim=-1)
@@ -113,13 +139,20 @@ class Layout:
         nd = len(self.grid)
         return va.reshape(*va.shape[:-1], *([1] * (nd - 1 - axis)), va.shape[-1], *([1] * axis))
 
-    def readout(self, r: Tensor, perturbed: Tensor) -> Tensor:
-        """``out_a = sum_j marg_a(r)_j perturbed_aj``: r (C, B, K, M), perturbed (C, B, K, L) -> (C, B, K, dims)."""
+    def readout_(self, r: Tensor, perturbed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``out_a = sum_j marg_a(r)_j perturbed_aj`` relative to the anchor: r (C, B, K, M), perturbed
+        (C, B, K, L), made anchor-relative in place. Returns the relative read-out, the anchors and their
+        index into L (per axis the peak of the relaxed marginal), each (C, B, K, dims)."""
         if self.points is not None:
-            return (r.unsqueeze(-2) * perturbed.unflatten(-1, (self.dims, -1))).sum(-1)
+            index = r.argmax(-1, keepdim=True) + torch.tensor(self.starts, device=r.device)
+            anchor = self.anchor_(perturbed, index)
+            return (r.unsqueeze(-2) * perturbed.unflatten(-1, (self.dims, -1))).sum(-1), anchor, index
         rv = self._grid_view(r)
         marg = torch.cat([grid_marginal(rv, self.grid, a) for a in range(self.dims)], dim=-1)
-        return (marg * perturbed) @ self.segments
+        index = torch.cat([m.argmax(-1, keepdim=True) + start for m, start in zip(self.split(marg), self.starts)],
+                          dim=-1)
+        anchor = self.anchor_(perturbed, index)
+        return (marg * perturbed) @ self.segments, anchor, index
 
     def accumulate_grad(self, grad: Tensor, r: Tensor, perturbed: Tensor, g: Tensor, inner: Tensor,
                         scale: float, scratch: Tensor) -> None:
@@ -164,16 +197,18 @@ class SamplingArgmaxFunction(torch.autograd.Function):
         layout = Layout(b, k, grid, points, x)
         ctx.state = generator.get_state()
         chunk = chunk_size(x, num_samples)
-        out = x.new_empty(num_samples, b, k, layout.dims)
+        relative = x.new_empty(num_samples, b, k, layout.dims)  # read-out relative to the anchor
+        anchors = x.new_empty(num_samples, b, k, layout.dims)
+        index = torch.empty(num_samples, b, k, layout.dims, dtype=torch.long, device=x.device)
         zbuf, rbuf = x.new_empty(chunk, *x.shape), x.new_empty(chunk, *x.shape)
         perturbed = x.new_empty(chunk, b, k, layout.length)
         for s0 in range(0, num_samples, chunk):
             c = min(chunk, num_samples - s0)
             draw_chunk(zbuf[:c], perturbed[:c], layout, basis, generator)
             r = relax_(zbuf[:c], rbuf[:c], x, tau, gumbel)
-            out[s0 : s0 + c] = layout.readout(r, perturbed[:c])
-        out = out.permute(1, 2, 0, 3).contiguous()  # (B, K, S, dims)
-        ctx.save_for_backward(x, points, out)
+            relative[s0 : s0 + c], anchors[s0 : s0 + c], index[s0 : s0 + c] = layout.readout_(r, perturbed[:c])
+        out = (relative + anchors).permute(1, 2, 0, 3).contiguous()  # (B, K, S, dims)
+        ctx.save_for_backward(x, points, relative, index)
         ctx.grid, ctx.tau, ctx.gumbel, ctx.basis = grid, tau, gumbel, basis
         return out
 
@@ -185,17 +220,17 @@ class SamplingArgmaxFunction(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, grad_out):
-        x, points, out = ctx.saved_tensors
+        x, points, relative, index = ctx.saved_tensors
         tau, gumbel, basis = ctx.tau, ctx.gumbel, ctx.basis
         b, k, _ = x.shape
-        num_samples = out.shape[2]
+        num_samples = relative.shape[0]
         layout = Layout(b, k, ctx.grid, points, x)
         generator = torch.Generator(device=x.device)
         generator.set_state(ctx.state)
         scale = 1.0 / tau if gumbel == "paper" else 1.0
         want_points = points is not None and ctx.needs_input_grad[1]
         grad_s = grad_out.to(x.dtype).permute(2, 0, 1, 3)  # (S, B, K, dims)
-        inner = (grad_s * out.permute(2, 0, 1, 3)).sum(-1, keepdim=True)  # <r, v> per sample: (S, B, K, 1)
+        inner = (grad_s * relative).sum(-1, keepdim=True)  # <r, v> per sample, anchor-relative: (S, B, K, 1)
         grad_x = torch.zeros_like(x)
         grad_points = torch.zeros_like(points) if want_points else None
         chunk = chunk_size(x, num_samples)
@@ -205,6 +240,7 @@ class SamplingArgmaxFunction(torch.autograd.Function):
             c = min(chunk, num_samples - s0)
             draw_chunk(zbuf[:c], perturbed[:c], layout, basis, generator)
             r = relax_(zbuf[:c], rbuf[:c], x, tau, gumbel)
+            layout.anchor_(perturbed[:c], index[s0 : s0 + c])  # the forward's anchors, replayed
             g = grad_s[s0 : s0 + c]
             if want_points:
                 grad_points += torch.einsum("cbkn,cbkd->bnd", r, g)

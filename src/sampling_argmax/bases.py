@@ -6,7 +6,8 @@ sampling-argmax samples follow the mixture).
 
 - uniform:    f = 1/c on [-c/2, c/2]
 - triangular: f = (c - |eps|)/c^2 on [-c, c]  (the mixture is then the linear interpolation of pi)
-- gaussian:   N(0, sigma^2), sigma in cell units (1 cell by default; 0.01 for normalized point clouds)
+- gaussian:   N(0, sigma^2), sigma in cell units (:data:`GRID_SIGMA` = 1 cell by default; :data:`POINT_SIGMA`
+  = 0.01 for normalized point clouds, the paper's)
 
 Draw protocol (the efficient operator replays it in backward): one generator call per ``sample`` --
 ``torch.rand`` for uniform/triangular (two uniforms per offset), ``torch.randn`` for gaussian.
@@ -19,7 +20,16 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["Basis", "UniformBasis", "TriangularBasis", "GaussianBasis", "BASES", "get_basis"]
+from .coords import POINT_CELL
+
+__all__ = ["Basis", "UniformBasis", "TriangularBasis", "GaussianBasis", "BASES", "GRID_SIGMA", "POINT_SIGMA",
+           "get_basis"]
+
+#: Default Gaussian basis width on grids, in cells.
+GRID_SIGMA = 1.0
+#: Default Gaussian basis width on point sets, in point units: one :data:`~sampling_argmax.coords.POINT_CELL`
+#: (0.01, the paper's σ for normalized point clouds).
+POINT_SIGMA = POINT_CELL
 
 
 class Basis:
@@ -80,7 +90,7 @@ class GaussianBasis(Basis):
 
     name = "gaussian"
 
-    def __init__(self, sigma: float = 1.0):
+    def __init__(self, sigma: float = GRID_SIGMA):
         sigma = float(sigma)
         if not (sigma > 0.0 and math.isfinite(sigma)):
             raise ValueError(f"sigma must be a finite number > 0 (the Gaussian basis width in cells), got {sigma}")
@@ -102,7 +112,7 @@ class GaussianBasis(Basis):
 BASES = ("uniform", "triangular", "gaussian")
 
 
-def get_basis(name: str, sigma: float = 1.0) -> Basis:
+def get_basis(name: str, sigma: float = GRID_SIGMA) -> Basis:
     """The basis called ``name`` (one of :data:`BASES`); ``sigma`` is used by the Gaussian only."""
     if name == "uniform":
         return UniformBasis()

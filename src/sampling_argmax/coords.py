@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "POINT_CELL",
     "grid_size_xyz",
     "cell_centers",
     "cells_to_normalized",
@@ -33,6 +34,10 @@ __all__ = [
     "cells_to_pixels",
     "pixels_to_cells",
 ]
+
+#: The point-set analogue of one grid cell: the mean neighbour spacing of a normalized 2048-point object,
+#: the scale of the paper's point-cloud Gaussian basis (σ = 0.01). Point-set defaults are stated in it.
+POINT_CELL = 0.01
 
 
 def grid_size_xyz(logits_or_shape: Tensor | Sequence[int], spatial_dims: int | None = None) -> tuple[int, ...]:

@@ -3,7 +3,9 @@
 Shapes: logits ``(B, K, *grid)`` with grid = (W,), (H, W) or (D, H, W); coordinates ``(B, K, dims)`` in
 x, y, z order, in cell-index units (see :mod:`sampling_argmax.coords`); training samples ``(B, K, S, dims)``.
 Point sets: logits ``(B, K, N)`` over the points ``(B, N, d)``. Probabilities and sampling are computed in
-float32 (float64 inputs stay float64), with autocast turned off inside.
+float32 (float64 inputs stay float64), with autocast turned off inside. Inputs are validated at these public
+entry points (see :mod:`sampling_argmax._checks` and :func:`sampling_argmax.set_input_checks`); the private
+``_``-prefixed versions assume validated inputs and are what the losses and methods call.
 
 >>> logits = torch.randn(2, 17, 64, 48)
 >>> soft_argmax(logits).shape
@@ -18,22 +20,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import _efficient
 from ._checks import (
     GUMBEL_MODES,
     IMPLEMENTATIONS,
+    MAX_CELL_SAMPLES,
+    MIN_TAU,
     check_choice,
+    check_data,
     check_logits,
     check_num_samples,
     check_points,
     check_positive,
+    check_sampling_budget,
+    check_tau,
     compute_dtype,
     no_autocast,
 )
 from ._efficient import Layout, SamplingArgmaxFunction, grid_marginal, neg_gumbel_from_uniform_
-from .bases import BASES, get_basis
+from .bases import BASES, GRID_SIGMA, POINT_SIGMA, get_basis
 from .coords import cell_centers
 
+POINTS_HINT = "(B, K, N)"
+
 __all__ = [
+    "MIN_TAU",
+    "MAX_CELL_SAMPLES",
     "grid_probabilities",
     "marginals",
     "soft_argmax",
@@ -47,10 +59,23 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------------------------- statistics
+def _check_grid(logits: Tensor) -> int:
+    nd = check_logits(logits)
+    check_data(logits=logits)
+    return nd
+
+
+def _check_point_set(logits: Tensor, points: Tensor) -> None:
+    check_logits(logits, spatial_dims=(1,), shape_hint=POINTS_HINT)
+    check_points(points, logits)
+    check_data(logits=logits, points=points)
+
+
 def grid_probabilities(logits: Tensor) -> Tensor:
     """Softmax over all cells of each map: ``(B, K, *grid)`` -> same shape, float32 (float64 kept)."""
-    check_logits(logits)
+    _check_grid(logits)
     return _probabilities(logits)
+
 
 
 def _probabilities(logits: Tensor) -> Tensor:
@@ -66,7 +91,7 @@ def _marginals(probs: Tensor) -> tuple[Tensor, ...]:
 
 def marginals(logits: Tensor) -> tuple[Tensor, ...]:
     """Per-axis marginals of the softmax, in x, y, z order: ``((B,K,W), (B,K,H)[, (B,K,D)])``."""
-    check_logits(logits)
+    _check_grid(logits)
     return _marginals(_probabilities(logits))
 
 
@@ -81,14 +106,22 @@ def soft_argmax(logits: Tensor) -> Tensor:
     >>> soft_argmax(logits)
     tensor([[[1., 3.]]])
     """
-    check_logits(logits)
+    _check_grid(logits)
+    return _soft_argmax(logits)
+
+
+def _soft_argmax(logits: Tensor) -> Tensor:
     with no_autocast(logits):
         return torch.stack([_expectation(m) for m in _marginals(_probabilities(logits))], dim=-1)
 
 
 def grid_variance(logits: Tensor) -> Tensor:
     """Variance of the softmax per axis, ``(B, K, dims)`` in cell² units."""
-    check_logits(logits)
+    _check_grid(logits)
+    return _grid_variance(logits)
+
+
+def _grid_variance(logits: Tensor) -> Tensor:
     with no_autocast(logits):
         out = []
         for m in _marginals(_probabilities(logits)):
@@ -99,7 +132,11 @@ def grid_variance(logits: Tensor) -> Tensor:
 
 def peak_confidence(logits: Tensor) -> Tensor:
     """Maximum probability of each map, ``(B, K)`` -- the paper's confidence score."""
-    check_logits(logits)
+    _check_grid(logits)
+    return _peak_confidence(logits)
+
+
+def _peak_confidence(logits: Tensor) -> Tensor:
     return _probabilities(logits).flatten(2).amax(-1)
 
 
@@ -110,11 +147,17 @@ def mass_confidence(logits: Tensor, coords: Tensor | None = None, radius: float 
     """
     nd = check_logits(logits)
     radius = check_positive(radius, "radius", "in cells")
-    if coords is None:
-        coords = soft_argmax(logits)
-    if not isinstance(coords, Tensor) or coords.shape != (*logits.shape[:2], nd):
+    if coords is not None and (not isinstance(coords, Tensor) or coords.shape != (*logits.shape[:2], nd)):
         raise ValueError(f"coords must have shape (B, K, dims) = {(*logits.shape[:2], nd)} for logits of shape "
                          f"{tuple(logits.shape)}, got {getattr(coords, 'shape', type(coords).__name__)}")
+    check_data(logits=logits)
+    return _mass_confidence(logits, coords, radius)
+
+
+def _mass_confidence(logits: Tensor, coords: Tensor | None, radius: float) -> Tensor:
+    nd = logits.dim() - 2
+    if coords is None:
+        coords = _soft_argmax(logits)
     with no_autocast(logits):
         probs = _probabilities(logits)
         coords = coords.to(probs.dtype)
@@ -134,8 +177,11 @@ def soft_argmax_points(logits: Tensor, points: Tensor) -> Tensor:
     >>> soft_argmax_points(torch.randn(2, 10, 100), points).shape
     torch.Size([2, 10, 3])
     """
-    check_logits(logits, spatial_dims=(1,), shape_hint="(B, K, N)")
-    check_points(points, logits)
+    _check_point_set(logits, points)
+    return _soft_argmax_points(logits, points)
+
+
+def _soft_argmax_points(logits: Tensor, points: Tensor) -> Tensor:
     with no_autocast(logits):
         probs = _probabilities(logits)
         return torch.bmm(probs, points.to(probs.dtype))
@@ -163,7 +209,7 @@ def sampling_argmax(
     gumbel: str = "paper",
     generator: torch.Generator | None = None,
     *,
-    sigma: float = 1.0,
+    sigma: float = GRID_SIGMA,
     triangular_reread: bool = False,
     gaussian_reweight: bool = False,
     clipped_gradient: bool = False,
@@ -182,9 +228,12 @@ def sampling_argmax(
 
     Args:
         logits: ``(B, K, W)``, ``(B, K, H, W)`` or ``(B, K, D, H, W)``, finite.
-        num_samples: S >= 1 (paper: 30 for COCO/MTFL, 10 for Human3.6M; one already suffices).
-        tau: Gumbel-softmax temperature > 0 (annealed during training, see ``LinearTemperature``).
-        basis: "uniform", "triangular" or "gaussian" (sigma in cells, default 1).
+        num_samples: S >= 1 (paper: 30 for COCO/MTFL, 10 for Human3.6M; one already suffices). Refused when
+            S x B x K x cells exceeds ``MAX_CELL_SAMPLES`` (2^40, hours of compute) or the estimated peak
+            memory exceeds the device's (see :func:`~sampling_argmax._checks.check_sampling_budget`).
+        tau: Gumbel-softmax temperature, ``MIN_TAU`` (1e-6) <= tau (annealed during training, see
+            ``LinearTemperature``). Computed overflow-free: the max is subtracted before dividing by tau.
+        basis: "uniform", "triangular" or "gaussian" (sigma in cells, default ``GRID_SIGMA`` = 1).
         gumbel: "paper" -> ``softmax((log pi + g)/tau)``; "authors" -> ``softmax(logits + g/tau)`` (the
             public code's form: the noise is tempered but the logits are not).
         generator: a ``torch.Generator`` on the logits' device, or None for one seeded from the global RNG.
@@ -204,10 +253,42 @@ def sampling_argmax(
     Returns:
         ``(B, K, S, dims)`` samples, x-y-z, cell units, float32 (float64 for float64 logits).
     """
-    check_logits(logits)
+    _check_grid(logits)
+    return _sampling_argmax(logits, None, num_samples, tau, basis, gumbel, generator, sigma,
+                            triangular_reread, gaussian_reweight, clipped_gradient, implementation)
+
+
+def sampling_argmax_points(
+    logits: Tensor,
+    points: Tensor,
+    num_samples: int = 30,
+    tau: float = 1.0,
+    sigma: float = POINT_SIGMA,
+    generator: torch.Generator | None = None,
+    *,
+    gumbel: str = "paper",
+    implementation: str = "auto",
+) -> Tensor:
+    """Sampling-argmax over a point set with a Gaussian basis per point and axis: ``(B, K, S, d)``.
+
+    logits ``(B, K, N)``, points ``(B, N, d)``; ``sigma`` in point units (default ``POINT_SIGMA`` = 0.01, the
+    paper's for normalized objects). Gradients flow to the logits and, if it requires grad, to ``points``.
+    Other arguments as :func:`sampling_argmax`.
+
+    >>> sampling_argmax_points(torch.randn(2, 10, 100), torch.rand(2, 100, 3), num_samples=4).shape
+    torch.Size([2, 10, 4, 3])
+    """
+    _check_point_set(logits, points)
+    return _sampling_argmax(logits, points, num_samples, tau, "gaussian", gumbel, generator, sigma,
+                            False, False, False, implementation)
+
+
+def _sampling_argmax(logits, points, num_samples, tau, basis, gumbel, generator, sigma,
+                     triangular_reread, gaussian_reweight, clipped_gradient, implementation) -> Tensor:
+    """Argument checks and dispatch of both entry points (logits/points already validated)."""
     num_samples = check_num_samples(num_samples)
-    tau = check_positive(tau, "tau", "the Gumbel-softmax temperature")
-    sigma = check_positive(sigma, "sigma", "the Gaussian basis width in cells")
+    tau = check_tau(tau)
+    sigma = check_positive(sigma, "sigma", "the Gaussian basis width, in cells on grids, point units on point sets")
     check_choice(basis, "basis", BASES)
     check_choice(gumbel, "gumbel", GUMBEL_MODES)
     check_choice(implementation, "implementation", IMPLEMENTATIONS)
@@ -220,68 +301,45 @@ def sampling_argmax(
         raise ValueError("implementation='efficient' does not support triangular_reread, gaussian_reweight or "
                          "clipped_gradient; use implementation='auto' or 'reference'")
     efficient = implementation == "efficient" or (implementation == "auto" and not authors_options)
-    gen = _make_generator(generator, logits.device)
-    grid = tuple(logits.shape[2:])
     b, k = logits.shape[:2]
-    with no_autocast(logits):
-        x = logits.to(compute_dtype(logits)).reshape(b, k, -1).contiguous()
-        if efficient:
-            return SamplingArgmaxFunction.apply(x, None, grid, num_samples, tau, gumbel, get_basis(basis, sigma), gen)
-        return _reference(x, None, grid, num_samples, tau, gumbel, get_basis(basis, sigma), gen,
-                          triangular_reread, gaussian_reweight, clipped_gradient)
-
-
-def sampling_argmax_points(
-    logits: Tensor,
-    points: Tensor,
-    num_samples: int = 30,
-    tau: float = 1.0,
-    sigma: float = 0.01,
-    generator: torch.Generator | None = None,
-    *,
-    gumbel: str = "paper",
-    implementation: str = "auto",
-) -> Tensor:
-    """Sampling-argmax over a point set with a Gaussian basis per point and axis: ``(B, K, S, d)``.
-
-    logits ``(B, K, N)``, points ``(B, N, d)``; ``sigma`` in point units (0.01 for normalized objects).
-    Gradients flow to the logits and, if it requires grad, to ``points``.
-
-    >>> sampling_argmax_points(torch.randn(2, 10, 100), torch.rand(2, 100, 3), num_samples=4).shape
-    torch.Size([2, 10, 4, 3])
-    """
-    check_logits(logits, spatial_dims=(1,), shape_hint="(B, K, N)")
-    check_points(points, logits)
-    num_samples = check_num_samples(num_samples)
-    tau = check_positive(tau, "tau", "the Gumbel-softmax temperature")
-    sigma = check_positive(sigma, "sigma", "the Gaussian basis width in point units")
-    check_choice(gumbel, "gumbel", GUMBEL_MODES)
-    check_choice(implementation, "implementation", IMPLEMENTATIONS)
+    grid = None if points is not None else tuple(logits.shape[2:])
+    dims = points.shape[2] if points is not None else len(grid)
+    length = dims * points.shape[1] if points is not None else sum(grid)
+    flat = logits.reshape(b, k, -1)
+    check_sampling_budget(flat, num_samples, length, dims, efficient, _efficient.CHUNK_BYTES)
     gen = _make_generator(generator, logits.device)
     with no_autocast(logits):
         dtype = compute_dtype(logits)
-        x = logits.to(dtype).contiguous()
-        pts = points.to(dtype)
-        if implementation != "reference":
-            return SamplingArgmaxFunction.apply(x, pts, None, num_samples, tau, gumbel, get_basis("gaussian", sigma),
-                                                gen)
-        return _reference(x, pts, None, num_samples, tau, gumbel, get_basis("gaussian", sigma), gen,
-                          False, False, False)
+        x = flat.to(dtype).contiguous()
+        pts = None if points is None else points.to(dtype)
+        f = get_basis(basis, sigma)
+        if efficient:
+            return SamplingArgmaxFunction.apply(x, pts, grid, num_samples, tau, gumbel, f, gen)
+        return _reference(x, pts, grid, num_samples, tau, gumbel, f, gen,
+                          triangular_reread, gaussian_reweight, clipped_gradient)
 
 
 # ---------------------------------------------------------------------------------- reference (test oracle)
 def _reference(x, points, grid, num_samples, tau, gumbel, basis, generator, reread, reweight, clipped):
-    """Plain-autograd sampling-argmax over all S relaxed maps at once; same noise protocol as the Function."""
+    """Plain-autograd sampling-argmax over all S relaxed maps at once; same noise protocol and the same
+    expressions as the efficient Function (max-subtracted z, read-out relative to the peak of the marginal;
+    see :mod:`sampling_argmax._efficient`), so both agree to float32 precision down to ``MIN_TAU``."""
     b, k, m = x.shape
     layout = Layout(b, k, grid, points, x)
     uniforms, offsets = [], []
     for _ in range(num_samples):
         uniforms.append(torch.rand((b, k, m), generator=generator, device=x.device, dtype=x.dtype))
         offsets.append(layout.draw_offsets(basis, generator, x))
-    g = neg_gumbel_from_uniform_(torch.stack(uniforms, dim=2)).neg_()  # (B, K, S, M)
-    log_pi = torch.log_softmax(x, dim=-1).unsqueeze(2)
-    z = (log_pi + g) / tau if gumbel == "paper" else log_pi + g / tau
+    # (B, K, S, M) maps; each intermediate is dropped as soon as the next exists (autograd keeps only r)
+    z = neg_gumbel_from_uniform_(torch.stack(uniforms, dim=2))
+    del uniforms
+    xs = x.unsqueeze(2)
+    z = torch.sub(xs, z) if gumbel == "paper" else torch.sub(z, xs, alpha=tau).neg()  # y
+    z = z - z.detach().amax(dim=-1, keepdim=True)  # softmax is shift-invariant: no gradient through the max
+    if tau != 1.0:
+        z = z * (1.0 / tau)
     r = torch.softmax(z, dim=-1)
+    del z
     rv = r.view(b, k, num_samples, *grid) if points is None else r
     offsets = torch.stack(offsets, dim=2)  # (B, K, S, L)
     coords = []
@@ -296,10 +354,13 @@ def _reference(x, points, grid, num_samples, tau, gumbel, basis, generator, rere
             weights = _normalize(_interpolate(weights, pos))
         if reweight:
             weights = _normalize(weights * torch.exp(-2.0 * eps.square()))
+        # anchor: the position where the relaxed marginal peaks (as the efficient path; see its docstring)
+        anchor = pos.gather(-1, weights.detach().argmax(-1, keepdim=True))  # (B, K, S, 1)
+        relative = pos - anchor
         if clipped:
-            coords.append(_ClippedIntegral.apply(weights, pos, 2.0 * weights.shape[-1]))
+            coords.append(_ClippedIntegral.apply(weights, relative, 2.0 * weights.shape[-1]) + anchor[..., 0])
         else:
-            coords.append((weights * pos).sum(-1))
+            coords.append((weights * relative).sum(-1) + anchor[..., 0])
     return torch.stack(coords, dim=-1)
 
 

@@ -17,8 +17,16 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._checks import GUMBEL_MODES, IMPLEMENTATIONS, check_choice, check_num_samples, check_positive
-from .bases import BASES
+from ._checks import (
+    GUMBEL_MODES,
+    IMPLEMENTATIONS,
+    check_choice,
+    check_nonnegative,
+    check_num_samples,
+    check_optional_positive,
+    check_tau,
+)
+from .bases import BASES, GRID_SIGMA, POINT_SIGMA
 from .functional import sampling_argmax, sampling_argmax_points, soft_argmax, soft_argmax_points
 
 __all__ = ["SoftArgmax", "SamplingArgmax", "ConstantTemperature", "LinearTemperature", "ExponentialTemperature"]
@@ -34,19 +42,20 @@ class SoftArgmax(nn.Module):
 class SamplingArgmax(nn.Module):
     """Sampling-argmax: ``(B, K, S, dims)`` samples in ``train()``, the expectation ``(B, K, dims)`` in ``eval()``.
 
-    Arguments are those of :func:`sampling_argmax` (``sigma`` is the Gaussian width, in cells for grids
-    and in point units for point sets). ``tau`` is a plain attribute; set it from a schedule each epoch.
+    Arguments are those of :func:`sampling_argmax`; ``sigma`` is the Gaussian width, None = the operators'
+    defaults (``GRID_SIGMA`` = 1 cell on grids, ``POINT_SIGMA`` = 0.01 point units on point sets). ``tau`` is a
+    plain attribute; set it from a schedule each epoch.
     """
 
     def __init__(self, num_samples: int = 30, tau: float = 1.0, basis: str = "triangular", gumbel: str = "paper",
-                 sigma: float = 1.0, triangular_reread: bool = False, gaussian_reweight: bool = False,
+                 sigma: float | None = None, triangular_reread: bool = False, gaussian_reweight: bool = False,
                  clipped_gradient: bool = False, implementation: str = "auto"):
         super().__init__()
         self.num_samples = check_num_samples(num_samples)
-        self.tau = check_positive(tau, "tau", "the Gumbel-softmax temperature")
+        self.tau = check_tau(tau)
         self.basis = check_choice(basis, "basis", BASES)
         self.gumbel = check_choice(gumbel, "gumbel", GUMBEL_MODES)
-        self.sigma = check_positive(sigma, "sigma", "the Gaussian basis width")
+        self.sigma = check_optional_positive(sigma, "sigma", "the Gaussian basis width")
         self.triangular_reread = bool(triangular_reread)
         self.gaussian_reweight = bool(gaussian_reweight)
         self.clipped_gradient = bool(clipped_gradient)
@@ -57,10 +66,12 @@ class SamplingArgmax(nn.Module):
         if not self.training:
             return soft_argmax(logits) if points is None else soft_argmax_points(logits, points)
         if points is not None:
-            return sampling_argmax_points(logits, points, self.num_samples, self.tau, self.sigma, generator,
+            sigma = POINT_SIGMA if self.sigma is None else self.sigma
+            return sampling_argmax_points(logits, points, self.num_samples, self.tau, sigma, generator,
                                           gumbel=self.gumbel, implementation=self.implementation)
         return sampling_argmax(
-            logits, self.num_samples, self.tau, self.basis, self.gumbel, generator, sigma=self.sigma,
+            logits, self.num_samples, self.tau, self.basis, self.gumbel, generator,
+            sigma=GRID_SIGMA if self.sigma is None else self.sigma,
             triangular_reread=self.triangular_reread, gaussian_reweight=self.gaussian_reweight,
             clipped_gradient=self.clipped_gradient, implementation=self.implementation,
         )
@@ -71,17 +82,14 @@ class SamplingArgmax(nn.Module):
 
 
 def _check_epoch(epoch) -> float:
-    e = float(epoch)
-    if not (e >= 0 and math.isfinite(e)):
-        raise ValueError(f"epoch must be a finite number >= 0, got {epoch!r}")
-    return e
+    return check_nonnegative(epoch, "epoch", "the training epoch the temperature is taken at")
 
 
 class ConstantTemperature:
     """``tau(epoch) = tau`` (Human3.6M: 2)."""
 
     def __init__(self, tau: float = 1.0):
-        self.tau = check_positive(tau, "tau", "the Gumbel-softmax temperature")
+        self.tau = check_tau(tau)
 
     def __call__(self, epoch: float) -> float:
         _check_epoch(epoch)
@@ -96,12 +104,9 @@ class LinearTemperature:
     ``max(0.5, 2 - 3 * epoch / 50)``."""
 
     def __init__(self, start: float = 2.0, end: float = 0.5, slope: float = 3.0 / 50.0):
-        self.start = check_positive(start, "start", "the initial temperature")
-        self.end = check_positive(end, "end", "the final temperature")
-        slope = float(slope)
-        if not (slope >= 0 and math.isfinite(slope)):
-            raise ValueError(f"slope must be a finite number >= 0 (temperature decrease per epoch), got {slope}")
-        self.slope = slope
+        self.start = check_tau(start, "start")
+        self.end = check_tau(end, "end")
+        self.slope = check_nonnegative(slope, "slope", "the temperature decrease per epoch")
 
     def __call__(self, epoch: float) -> float:
         return max(self.end, self.start - self.slope * _check_epoch(epoch))
@@ -114,12 +119,9 @@ class ExponentialTemperature:
     """``tau(epoch) = max(end, start * exp(-rate * epoch))`` (the Gumbel-softmax paper's annealing)."""
 
     def __init__(self, start: float = 2.0, end: float = 0.5, rate: float = 0.05):
-        self.start = check_positive(start, "start", "the initial temperature")
-        self.end = check_positive(end, "end", "the final temperature")
-        rate = float(rate)
-        if not (rate >= 0 and math.isfinite(rate)):
-            raise ValueError(f"rate must be a finite number >= 0 (decay per epoch), got {rate}")
-        self.rate = rate
+        self.start = check_tau(start, "start")
+        self.end = check_tau(end, "end")
+        self.rate = check_nonnegative(rate, "rate", "the decay per epoch")
 
     def __call__(self, epoch: float) -> float:
         return max(self.end, self.start * math.exp(-self.rate * _check_epoch(epoch)))

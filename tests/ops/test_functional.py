@@ -5,6 +5,9 @@ import math
 import pytest
 import torch
 
+from sampling_argmax.losses import coordinate_loss
+from sampling_argmax.methods import paper_method
+
 from sampling_argmax import (
     ConstantTemperature,
     ExponentialTemperature,
@@ -178,6 +181,19 @@ def test_sampling_module_on_point_sets():
     assert head.train()(logits, points, _gen()).shape == (2, 3, 4, 3)
     torch.testing.assert_close(head.eval()(logits, points), soft_argmax_points(logits, points))
     torch.testing.assert_close(SoftArgmax()(logits, points), soft_argmax_points(logits, points))
+
+
+def test_one_point_set_sigma_default_for_function_module_and_method():
+    # before: the module's default sigma (1.0) on point sets differed from the function's (0.01)
+    g = _gen(0)
+    points, logits, target = torch.rand(2, 20, 3, generator=g), torch.randn(2, 3, 20, generator=g), torch.rand(2, 3, 3)
+    expected = sampling_argmax_points(logits, points, 4, 1.0, generator=_gen())
+    torch.testing.assert_close(SamplingArgmax(num_samples=4).train()(logits, points, _gen()), expected)
+    explicit = sampling_argmax_points(logits, points, 4, 1.0, sigma=0.01, generator=_gen())
+    torch.testing.assert_close(expected, explicit)
+    method = paper_method("samp_gau", num_samples=4, schedule=ConstantTemperature(1.0))
+    loss = method.loss(logits, target, points=points, generator=_gen())
+    assert loss.item() == pytest.approx(coordinate_loss(expected, target).item(), rel=1e-6)
 
 
 def test_temperature_schedules():

@@ -6,10 +6,20 @@ import pytest
 import torch
 from scipy import stats
 
-from sampling_argmax import _efficient, marginals, sampling_argmax, sampling_argmax_points, soft_argmax
+from sampling_argmax import (
+    ConstantTemperature,
+    LinearTemperature,
+    SamplingArgmax,
+    _efficient,
+    marginals,
+    sampling_argmax,
+    sampling_argmax_points,
+    soft_argmax,
+)
 from sampling_argmax._memory import peak_cpu_memory
 from sampling_argmax.bases import get_basis
 from sampling_argmax.functional import _ClippedIntegral, _interpolate
+from sampling_argmax.methods import paper_method
 
 BASES = ["uniform", "triangular", "gaussian"]
 N = 20_000
@@ -276,3 +286,93 @@ def test_bases_sample_their_law_and_pdf_is_the_cdf_derivative(basis, variance):
     inside = (x.abs() - 0.5).abs() > 1e-3  # away from the uniform's jumps
     torch.testing.assert_close(numeric[inside], f.pdf(x)[inside], atol=1e-4, rtol=1e-4)
     assert float(f.cdf(torch.tensor(-3.0, dtype=torch.float64))) < 1e-3 < 0.999 < float(f.cdf(torch.tensor(3.0)))
+
+
+# ------------------------------------------------------------------------------------------ small temperatures
+def _near_tie_logits(shape, tau, gumbel, seed, dtype=torch.float32):
+    """Logits (B, K, M) whose first sample's perturbed values y (x + g, or tau x + g) tie within a few tau
+    on 4 cells per map -- replayed from the noise protocol -- and lose by 30 on the others: the regime
+    where the relaxed sample is not one-hot and the gradient is ~1/tau."""
+    u = torch.rand(shape, generator=_gen(seed), dtype=dtype).double().clamp_min(torch.finfo(dtype).tiny)
+    g = -torch.log(-torch.log(u))
+    delta = torch.full(shape, -30.0, dtype=torch.float64)
+    delta[..., :4] = tau * torch.randn(*shape[:-1], 4, generator=_gen(seed + 1), dtype=torch.float64)
+    delta = delta[..., torch.randperm(shape[-1], generator=_gen(seed + 2))]
+    y = delta - g
+    return (y if gumbel == "paper" else y / tau).to(dtype)
+
+
+@pytest.mark.parametrize("tau", [1e-4, 1e-6], ids=["1e-4", "MIN_TAU"])
+@pytest.mark.parametrize("gumbel", ["paper", "authors"])
+@pytest.mark.parametrize("grid", [(40,), (6, 7), (3, 4, 5), "points"], ids=["1d", "2d", "3d", "points"])
+def test_small_tau_efficient_equals_reference_and_stays_finite(grid, gumbel, tau):
+    # before: the efficient backward subtracted two grid-sized numbers and multiplied the rounding by 1/tau
+    # (gradient errors of 1e-2 at tau = 1e-4, 1 at 1e-6 where the reference's gradient was 0)
+    m = 30 if grid == "points" else torch.Size(grid).numel()
+    logits = _near_tie_logits((2, 3, m), tau, gumbel, seed=11)
+    if grid == "points":
+        points = torch.rand(2, m, 3, generator=_gen(4))
+
+        def fn(x, implementation):
+            return sampling_argmax_points(x, points, 3, tau, 0.05, _gen(11), gumbel=gumbel,
+                                          implementation=implementation)
+    else:
+        logits = logits.view(2, 3, *grid)
+
+        def fn(x, implementation):
+            return sampling_argmax(x, 3, tau, "triangular", gumbel, _gen(11), implementation=implementation)
+
+    (ref, ref_grad), (eff, eff_grad) = _both(fn, logits)
+    for t in (ref, ref_grad, eff, eff_grad):
+        assert torch.isfinite(t).all()
+    scale = 1 / tau if gumbel == "paper" else 1.0
+    assert ref_grad.abs().max() > 0.01 * scale  # the near-tie regime is exercised: gradients ~1/tau
+    torch.testing.assert_close(eff, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(eff_grad, ref_grad, rtol=1e-4, atol=1e-5 * scale)
+    # the samples are blends of the tied cells, not hard picks, so the relaxation is really at work
+    assert (ref[:, :, 0] - ref[:, :, 0].round()).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("tau", [1e-7, 1e-30, 1e-45])
+def test_tau_below_min_tau_is_refused_everywhere(tau):
+    logits = torch.randn(1, 2, 8)
+    for call in (lambda: sampling_argmax(logits, 2, tau),
+                 lambda: sampling_argmax(logits, 2, tau, implementation="reference"),
+                 lambda: sampling_argmax_points(logits, torch.rand(1, 8, 2), 2, tau),
+                 lambda: SamplingArgmax(tau=tau),
+                 lambda: ConstantTemperature(tau),
+                 lambda: LinearTemperature(end=tau),
+                 lambda: paper_method("samp_tri", schedule=LinearTemperature(start=tau))):
+        with pytest.raises(ValueError, match=r"(tau|start|end) must be >= 1e-06 \(MIN_TAU\)"):
+            call()
+
+
+def test_tau_below_min_tau_from_a_custom_schedule_is_refused_at_the_loss():
+    method = paper_method("samp_tri", num_samples=2, schedule=lambda epoch: 1e-9)
+    with pytest.raises(ValueError, match=r"tau must be >= 1e-06 \(MIN_TAU\), got 1e-09"):
+        method.loss(torch.randn(1, 2, 6, 5), torch.rand(1, 2, 2))
+
+
+# ------------------------------------------------------------------------------------------ sample budget
+def test_too_many_cell_samples_are_refused_with_the_count():
+    # 2^31 samples of a 1024-cell map: 2.2e12 cell-samples, hours of compute (before: it started and hung)
+    with pytest.raises(ValueError, match=r"num_samples=2147483648 .* 2\.2e\+12 cell-samples .* MAX_CELL_SAMPLES"):
+        sampling_argmax(torch.zeros(1, 1, 1024), 2**31)
+
+
+@pytest.mark.parametrize("implementation", ["reference", "efficient"])
+def test_memory_beyond_the_device_is_refused_with_the_estimate(implementation):
+    # reference: 3 maps per sample, 1e8 samples of a 1000-cell map ~ 1.1 TiB; efficient: the (B, K, S, dims)
+    # output alone, 2^38 samples of a 2-cell map ~ 3 TiB. Both beyond any machine's RAM, within the time bound.
+    logits, samples = (torch.zeros(1, 1, 1000), 10**8) if implementation == "reference" else \
+        (torch.zeros(1, 1, 2), 2**38)
+    with pytest.raises(ValueError, match=rf"implementation={implementation} .* needs about [0-9.e+]+ GiB, more than"):
+        sampling_argmax(logits, samples, implementation=implementation)
+
+
+def test_the_budget_check_does_not_touch_sensible_calls():
+    # COCO-sized S = 30 reference call: ~800 MiB, far below the limits -- only its estimate is computed here
+    from sampling_argmax._checks import check_sampling_budget
+
+    check_sampling_budget(torch.empty(32, 17, 64 * 48), 30, 64 + 48, 2, False, 8 * 2**20)
+    check_sampling_budget(torch.empty(16, 18, 64**3), 10, 3 * 64, 3, True, 8 * 2**20)  # Human3.6M, efficient
