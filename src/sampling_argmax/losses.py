@@ -3,14 +3,26 @@
 Every loss first computes one value per keypoint, ``(B, K)``, then reduces with
 :func:`reduce_keypoints`: ``"none"`` keeps ``(B, K)``, ``"sum"`` sums ``weight * loss`` and
 ``"mean"`` divides that sum by ``weight.sum()`` (0, not NaN, when every weight is 0). A keypoint
-with weight 0 neither changes the loss nor receives gradient, even if its target is garbage.
+with weight 0 neither changes the loss nor receives gradient, even if its target is NaN (masked with
+``torch.where``, never multiplied).
+
+Inputs are validated here, at the public functions (:mod:`sampling_argmax._checks`): weights must be
+finite and >= 0, targets finite wherever the weight is non-zero, logits and points finite -- each a
+``ValueError`` naming the argument; the data checks cost one pass and one sync per call and are turned
+off with :func:`sampling_argmax.set_input_checks`. The ``_``-prefixed versions skip them (methods call
+those after validating once).
 
 Units follow the package convention: grid coordinates in cells (centre of cell ``i`` at ``i``),
 point-set coordinates in the units of ``points``. Regularizer targets are variances in those
 units squared. For point sets the default target variance is ``POINT_TARGET_VARIANCE = 4e-4``:
-the grid default of 4 cell² with the "cell" replaced by 0.01, the mean distance between
+the grid default of 4 cell² with the "cell" replaced by ``POINT_CELL`` = 0.01, the mean distance between
 neighbouring points of a normalized 2048-point object (the scale the paper uses for its
 point-cloud Gaussian basis, σ = 0.01).
+
+The variance regularizer on grids is by default on the *normalized* scale of the methods' coordinate
+loss (each axis divided by its size): Σ_axes ((Var_a − σ_t²) / n_a²)²; ``scale="cell"`` gives the
+paper's literal cell² form Σ_axes (Var_a − σ_t²)², which with weight 1 swamps the coordinate loss
+(see docs/methods.md).
 
 Example:
     >>> import torch
@@ -29,12 +41,25 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from sampling_argmax.coords import cell_centers
-from sampling_argmax.functional import grid_variance
+from sampling_argmax._checks import (
+    REDUCTIONS,
+    check_choice,
+    check_data,
+    check_logits,
+    check_nonnegative,
+    check_p,
+    check_points,
+    check_positive,
+    check_target,
+    check_weight,
+)
+from sampling_argmax.coords import POINT_CELL, cell_centers, grid_size_xyz
+from sampling_argmax.functional import _grid_variance
 
 __all__ = [
     "GRID_TARGET_VARIANCE",
     "POINT_TARGET_VARIANCE",
+    "VARIANCE_SCALES",
     "coordinate_loss",
     "distribution_loss",
     "distribution_loss_points",
@@ -46,25 +71,18 @@ __all__ = [
 GRID_TARGET_VARIANCE = 4.0
 """σ_t² of the paper's regularizers on grids, in cell² (heatmap pixels²)."""
 
-POINT_TARGET_VARIANCE = 4e-4
-"""σ_t² for point sets: 4 × 0.01², 0.01 being the neighbour spacing of a normalized object."""
+POINT_TARGET_VARIANCE = GRID_TARGET_VARIANCE * POINT_CELL**2
+"""σ_t² for point sets: 4 × 0.01² = 4e-4, 0.01 (``POINT_CELL``) being the neighbour spacing of a normalized
+object."""
+
+VARIANCE_SCALES = ("normalized", "cell")
+"""Scales of the grid variance regularizer: per axis ``(Var − σ_t²) / n²`` (the default, the coordinate loss's
+scale), or ``Var − σ_t²`` in cell² (the paper's literal statement)."""
 
 Reduction = Literal["none", "mean", "sum"]
 Divergence = Literal["js", "kl"]
-
-
-def _check_weight(weight: Tensor | None, batch_shape: torch.Size, like: Tensor) -> Tensor:
-    """Return a ``(B, K)`` float weight (ones when None), or raise naming the bad shape."""
-    if weight is None:
-        return torch.ones(batch_shape, dtype=torch.float32, device=like.device)
-    if not isinstance(weight, Tensor):
-        weight = torch.as_tensor(weight, device=like.device)
-    if weight.shape != batch_shape:
-        raise ValueError(
-            f"weight must have shape (B, K) = {tuple(batch_shape)} (one visibility per keypoint), "
-            f"got {tuple(weight.shape)}; squeeze a trailing singleton dim or pass weight=None"
-        )
-    return weight.to(dtype=torch.float32)
+VarianceScale = Literal["normalized", "cell"]
+DIVERGENCES = ("js", "kl")
 
 
 def reduce_keypoints(loss: Tensor, weight: Tensor | None = None, reduction: Reduction = "mean") -> Tensor:
@@ -72,7 +90,7 @@ def reduce_keypoints(loss: Tensor, weight: Tensor | None = None, reduction: Redu
 
     Args:
         loss: ``(B, K)`` per-keypoint values.
-        weight: ``(B, K)`` visibility (0 = ignore), or None for all ones.
+        weight: ``(B, K)`` visibility (0 = ignore), finite and >= 0, or None for all ones.
         reduction: ``"none"`` -> ``weight * loss`` ``(B, K)``; ``"sum"`` -> its sum;
             ``"mean"`` -> its sum / ``weight.sum()``, 0 when the weights sum to 0.
 
@@ -83,11 +101,18 @@ def reduce_keypoints(loss: Tensor, weight: Tensor | None = None, reduction: Redu
         >>> reduce_keypoints(torch.tensor([[1.0, 3.0, 100.0]]), torch.tensor([[1.0, 1.0, 0.0]]))
         tensor(2.)
     """
-    if reduction not in ("none", "mean", "sum"):
-        raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
-    if loss.ndim != 2:
-        raise ValueError(f"loss must be per keypoint, shape (B, K), got {tuple(loss.shape)}")
-    w = _check_weight(weight, loss.shape, loss)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    if not isinstance(loss, Tensor) or loss.ndim != 2:
+        shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+        raise ValueError(f"loss must be per keypoint, a tensor of shape (B, K), got {shape}")
+    w = check_weight(weight, loss.shape, loss)
+    check_data(weight=w)
+    return _reduce(loss, w, reduction)
+
+
+def _reduce(loss: Tensor, w: Tensor | None, reduction: str) -> Tensor:
+    if w is None:
+        w = torch.ones(loss.shape, dtype=torch.float32, device=loss.device)
     weighted = torch.where(w != 0, loss * w, torch.zeros((), dtype=loss.dtype, device=loss.device))
     if reduction == "none":
         return weighted
@@ -134,10 +159,11 @@ def coordinate_loss(
         >>> coordinate_loss(pred, target, p=2, reduction="none")
         tensor([[2.2361, 5.0000]])
     """
-    if p not in (1, 2):
-        raise ValueError(f"p must be 1 (ℓ1, the paper's) or 2 (Euclidean), got {p!r}")
-    if target.ndim != 3:
-        raise ValueError(f"target must have shape (B, K, dims), got {tuple(target.shape)}")
+    check_p(p)
+    if not isinstance(target, Tensor) or target.ndim != 3:
+        raise ValueError(f"target must have shape (B, K, dims), got {tuple(getattr(target, 'shape', ()))}")
+    if not isinstance(pred, Tensor):
+        raise ValueError(f"pred must be a torch.Tensor, got {type(pred).__name__}")
     if pred.ndim == 3:
         expected = target.shape
     elif pred.ndim == 4:
@@ -149,6 +175,14 @@ def coordinate_loss(
             f"pred {tuple(pred.shape)} does not match target {tuple(target.shape)}: "
             "B, K and dims must agree (pred may add a samples dim S before dims)"
         )
+    check_target(target, tuple(target.shape[:2]), target.shape[2], "pred")
+    w = check_weight(weight, target.shape[:2], target)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_data(target=target, weight=w)
+    return _coordinate_loss(pred, target, w, p, reduction)
+
+
+def _coordinate_loss(pred: Tensor, target: Tensor, weight: Tensor | None, p: int, reduction: str) -> Tensor:
     target = _mask_targets(target, weight)
     diff = pred - (target if pred.ndim == 3 else target[:, :, None])
     if p == 1:
@@ -159,7 +193,7 @@ def coordinate_loss(
         dist = torch.where(sq > 0, sq.clamp_min(torch.finfo(sq.dtype).tiny).sqrt(), sq)
     if dist.ndim == 3:
         dist = dist.mean(-1)
-    return reduce_keypoints(dist, weight, reduction)
+    return _reduce(dist, weight, reduction)
 
 
 def variance_loss(
@@ -167,22 +201,43 @@ def variance_loss(
     target_variance: float = GRID_TARGET_VARIANCE,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
+    scale: VarianceScale = "normalized",
 ) -> Tensor:
-    """Variance regularization: Σ_axes (Var_π(y) − σ_t²)² per keypoint, in cell² (PAPER.md §4).
+    """Variance regularization (Soft w/ V.R., PAPER.md §4) per keypoint, on grids of any dimension.
+
+    ``scale="normalized"`` (default): Σ_axes ((Var_a − σ_t²) / n_a²)², n_a the size of axis a -- the
+    variance of the coordinate divided by the axis size, the scale of the methods' coordinate loss, so
+    that the paper's weight 1 balances the two terms on any grid (non-square, 1D, 3D). ``scale="cell"``:
+    Σ_axes (Var_a − σ_t²)² in cell², the paper's literal form (with weight 1 it collapses training).
 
     Args:
         logits: ``(B, K, *grid)``, grid = (W,), (H, W) or (D, H, W).
-        target_variance: σ_t² in cell²; the paper uses 4.
+        target_variance: σ_t² in cell², >= 0; the paper uses 4 (per axis).
         weight, reduction: see :func:`reduce_keypoints`.
+        scale: ``"normalized"`` or ``"cell"`` (:data:`VARIANCE_SCALES`).
 
     Example:
-        >>> variance_loss(torch.zeros(1, 1, 3), target_variance=0.0)  # uniform on {0,1,2}: Var = 2/3
+        >>> variance_loss(torch.zeros(1, 1, 3), target_variance=0.0, scale="cell")  # uniform on {0,1,2}: Var = 2/3
         tensor(0.4444)
+        >>> variance_loss(torch.zeros(1, 1, 3), target_variance=0.0)  # ((2/3) / 3²)²
+        tensor(0.0055)
     """
-    _check_grid_logits(logits)
-    var = grid_variance(logits)  # (B, K, dims)
-    per_keypoint = (var - target_variance).square().sum(-1)
-    return reduce_keypoints(per_keypoint, weight, reduction)
+    check_logits(logits)
+    target_variance = check_nonnegative(target_variance, "target_variance", "σ_t² in cell²")
+    check_choice(scale, "scale", VARIANCE_SCALES)
+    w = check_weight(weight, logits.shape[:2], logits)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_data(logits=logits, weight=w)
+    return _variance_loss(logits, target_variance, w, reduction, scale)
+
+
+def _variance_loss(logits: Tensor, target_variance: float, weight: Tensor | None, reduction: str,
+                   scale: str) -> Tensor:
+    deviation = _grid_variance(logits) - target_variance  # (B, K, dims), cell²
+    if scale == "normalized":
+        sizes = torch.tensor(grid_size_xyz(logits), dtype=deviation.dtype, device=deviation.device)
+        deviation = deviation / sizes.square()
+    return _reduce(deviation.square().sum(-1), weight, reduction)
 
 
 def variance_loss_points(
@@ -205,7 +260,16 @@ def variance_loss_points(
         >>> variance_loss_points(torch.zeros(1, 1, 2), pts, target_variance=0.0)  # Var = 1
         tensor(1.)
     """
-    _check_point_logits(logits, points)
+    _check_point_set(logits, points)
+    target_variance = check_nonnegative(target_variance, "target_variance", "σ_t² in points' units²")
+    w = check_weight(weight, logits.shape[:2], logits)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_data(logits=logits, points=points, weight=w)
+    return _variance_loss_points(logits, points, target_variance, w, reduction)
+
+
+def _variance_loss_points(logits: Tensor, points: Tensor, target_variance: float, weight: Tensor | None,
+                          reduction: str) -> Tensor:
     prob = torch.softmax(_float(logits), dim=-1)[..., None]  # (B, K, N, 1)
     pts = _float(points)[:, None]  # (B, 1, N, d)
     # elementwise sums rather than einsum/matmul, which autocast would run in half precision
@@ -213,18 +277,16 @@ def variance_loss_points(
     centred = pts - mean  # (B, K, N, d)
     var = (prob * centred.square()).sum(-2)
     per_keypoint = (var - target_variance).square().sum(-1)
-    return reduce_keypoints(per_keypoint, weight, reduction)
+    return _reduce(per_keypoint, weight, reduction)
 
 
 def _divergence(log_p: Tensor, log_q: Tensor, divergence: Divergence) -> Tensor:
     """KL(p‖q) or JS(p, q) in nats over the last dim, from log-probabilities (finite or -inf)."""
     if divergence == "kl":
         return _kl(log_p, log_q)
-    if divergence == "js":
-        # log m = log((p + q) / 2), computed in log space so peaked maps don't underflow to log 0
-        log_m = torch.logaddexp(log_p, log_q) - math.log(2.0)
-        return 0.5 * _kl(log_p, log_m) + 0.5 * _kl(log_q, log_m)
-    raise ValueError(f"divergence must be 'js' or 'kl', got {divergence!r}")
+    # "js": log m = log((p + q) / 2), computed in log space so peaked maps don't underflow to log 0
+    log_m = torch.logaddexp(log_p, log_q) - math.log(2.0)
+    return 0.5 * _kl(log_p, log_m) + 0.5 * _kl(log_q, log_m)
 
 
 def _kl(log_p: Tensor, log_q: Tensor) -> Tensor:
@@ -260,11 +322,19 @@ def distribution_loss(
         >>> distribution_loss(logits.view(1, 1, 9), torch.tensor([[[4.0]]])).abs() < 1e-6
         tensor(True)
     """
-    _check_grid_logits(logits)
+    dims = check_logits(logits)
+    check_target(target, tuple(logits.shape[:2]), dims, "logits (B, K, *grid)")
+    target_variance = check_positive(target_variance, "target_variance", "σ_t² in cell²")
+    check_choice(divergence, "divergence", DIVERGENCES)
+    w = check_weight(weight, logits.shape[:2], logits)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_data(logits=logits, target=target, weight=w)
+    return _distribution_loss(logits, target, target_variance, divergence, w, reduction)
+
+
+def _distribution_loss(logits: Tensor, target: Tensor, target_variance: float, divergence: str,
+                       weight: Tensor | None, reduction: str) -> Tensor:
     dims = logits.ndim - 2
-    _check_target(target, logits.shape[:2], dims, "logits (B, K, *grid)")
-    if target_variance <= 0:
-        raise ValueError(f"target_variance must be > 0, got {target_variance}")
     target = _mask_targets(_float(target), weight)
     grid = logits.shape[2:]
     # separable Gaussian: log q(y) = Σ_axis −(y_axis − t_axis)² / (2σ²); axis x is the last grid dim
@@ -279,7 +349,7 @@ def distribution_loss(
     flat = logits.shape[:2] + (-1,)
     log_q = torch.log_softmax(log_q.reshape(flat), dim=-1)
     log_p = torch.log_softmax(_float(logits).reshape(flat), dim=-1)
-    return reduce_keypoints(_divergence(log_p, log_q, divergence), weight, reduction)
+    return _reduce(_divergence(log_p, log_q, divergence), weight, reduction)
 
 
 def distribution_loss_points(
@@ -304,15 +374,23 @@ def distribution_loss_points(
         >>> distribution_loss_points(torch.zeros(1, 2, 64), pts, torch.rand(1, 2, 3)).item() > 0
         True
     """
-    _check_point_logits(logits, points)
-    _check_target(target, logits.shape[:2], points.shape[-1], "points (B, N, d)")
-    if target_variance <= 0:
-        raise ValueError(f"target_variance must be > 0, got {target_variance}")
+    _check_point_set(logits, points)
+    check_target(target, tuple(logits.shape[:2]), points.shape[-1], "points (B, N, d)")
+    target_variance = check_positive(target_variance, "target_variance", "σ_t² in points' units²")
+    check_choice(divergence, "divergence", DIVERGENCES)
+    w = check_weight(weight, logits.shape[:2], logits)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    check_data(logits=logits, points=points, target=target, weight=w)
+    return _distribution_loss_points(logits, points, target, target_variance, divergence, w, reduction)
+
+
+def _distribution_loss_points(logits: Tensor, points: Tensor, target: Tensor, target_variance: float,
+                              divergence: str, weight: Tensor | None, reduction: str) -> Tensor:
     target = _mask_targets(_float(target), weight)
     sq_dist = (_float(points)[:, None] - target[:, :, None]).square().sum(-1)  # (B, K, N)
     log_q = torch.log_softmax(sq_dist / (-2.0 * target_variance), dim=-1)
     log_p = torch.log_softmax(_float(logits), dim=-1)
-    return reduce_keypoints(_divergence(log_p, log_q, divergence), weight, reduction)
+    return _reduce(_divergence(log_p, log_q, divergence), weight, reduction)
 
 
 def _float(t: Tensor) -> Tensor:
@@ -320,27 +398,6 @@ def _float(t: Tensor) -> Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
-def _check_grid_logits(logits: Tensor) -> None:
-    if not 3 <= logits.ndim <= 5:
-        raise ValueError(
-            f"logits must be (B, K, W), (B, K, H, W) or (B, K, D, H, W), got {tuple(logits.shape)}"
-        )
-
-
-def _check_point_logits(logits: Tensor, points: Tensor) -> None:
-    if logits.ndim != 3 or points.ndim != 3:
-        raise ValueError(
-            f"point sets need logits (B, K, N) and points (B, N, d), got {tuple(logits.shape)} and {tuple(points.shape)}"
-        )
-    if points.shape[0] != logits.shape[0] or points.shape[1] != logits.shape[2]:
-        raise ValueError(
-            f"points {tuple(points.shape)} must be (B, N, d) with B, N of logits {tuple(logits.shape)} = (B, K, N)"
-        )
-
-
-def _check_target(target: Tensor, batch_shape: torch.Size, dims: int, source: str) -> None:
-    expected = (*batch_shape, dims)
-    if tuple(target.shape) != expected:
-        raise ValueError(
-            f"target must have shape (B, K, dims) = {expected} to match {source}, got {tuple(target.shape)}"
-        )
+def _check_point_set(logits: Tensor, points: Tensor) -> None:
+    check_logits(logits, spatial_dims=(1,), shape_hint="(B, K, N) with points (B, N, d)")
+    check_points(points, logits)

@@ -8,13 +8,22 @@ Python objects with typed constructor arguments, so LightningCLI builds them fro
       class_path: sampling_argmax.methods.SamplingArgmaxMethod
       init_args: {basis: gaussian, num_samples: 30}
 
+:func:`method_config` writes that config for one of the paper's methods, :func:`paper_method` builds the
+object; both read the paper's settings from one table.
+
 Loss scale (the contract's, so the paper's regularizer weights keep their meaning): on grids the
 ℓ1 coordinate term is computed on coordinates divided by the grid size per axis (cells / n_axis)
-and summed over axes; regularizers are in cell units (V.R. in cell², D.R. against a Gaussian of
-σ_t² = 4 cell²); the total is the visibility-weighted mean over (B, K). On point sets coordinates
+and summed over axes; the variance regularizer is on the same normalized scale, Σ_axes
+((Var_a − σ_t²) / n_a²)² with σ_t² = 4 cell² (``variance_scale="cell"``: the paper's literal cell² form,
+which collapses training at weight 1 -- docs/methods.md); D.R. compares π with a Gaussian of σ_t² = 4
+cell²; the total is the visibility-weighted mean over (B, K). On point sets coordinates
 are used as they are (the objects are already normalized) and σ_t², σ and the confidence radius
 default to their point-set values (:data:`~sampling_argmax.losses.POINT_TARGET_VARIANCE`,
 0.01, 0.015).
+
+Inputs are validated once, at :meth:`Method.loss` / ``predict`` / ``confidence`` (shapes; NaN/inf logits and
+points; weights finite and >= 0; targets finite where the weight is non-zero), see
+:func:`sampling_argmax.set_input_checks`.
 
 Example:
     >>> import torch
@@ -32,42 +41,61 @@ Example:
 from __future__ import annotations
 
 import inspect
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from sampling_argmax.coords import grid_size_xyz
+from sampling_argmax._checks import (
+    GRID_HINT,
+    GUMBEL_MODES,
+    check_choice,
+    check_data,
+    check_logits,
+    check_nonnegative,
+    check_num_samples,
+    check_optional_positive,
+    check_p,
+    check_points,
+    check_target,
+    check_weight,
+)
+from sampling_argmax.bases import BASES, GRID_SIGMA, POINT_SIGMA
+from sampling_argmax.coords import POINT_CELL, grid_size_xyz
 from sampling_argmax.functional import (
-    grid_probabilities,
-    mass_confidence,
-    peak_confidence,
-    sampling_argmax,
-    sampling_argmax_points,
-    soft_argmax,
-    soft_argmax_points,
+    _mass_confidence,
+    _peak_confidence,
+    _probabilities,
+    _sampling_argmax,
+    _soft_argmax,
+    _soft_argmax_points,
 )
 from sampling_argmax.losses import (
+    DIVERGENCES,
     GRID_TARGET_VARIANCE,
     POINT_TARGET_VARIANCE,
-    coordinate_loss,
-    distribution_loss,
-    distribution_loss_points,
-    variance_loss,
-    variance_loss_points,
+    VARIANCE_SCALES,
+    _coordinate_loss,
+    _distribution_loss,
+    _distribution_loss_points,
+    _variance_loss,
+    _variance_loss_points,
 )
 from sampling_argmax.modules import ConstantTemperature, ExponentialTemperature, LinearTemperature
 
-__all__ = ["Method", "SoftArgmaxMethod", "SamplingArgmaxMethod", "paper_method", "PAPER_METHODS"]
-
-PAPER_METHODS = ("soft", "soft_vr", "soft_dr", "samp_uni", "samp_tri", "samp_gau")
-"""The names of the paper's six methods, in the order of its tables."""
-
-POINT_CELL = 0.01
-"""The point-set analogue of one grid cell: mean neighbour spacing of a normalized object."""
+__all__ = [
+    "Method",
+    "SoftArgmaxMethod",
+    "SamplingArgmaxMethod",
+    "paper_method",
+    "method_config",
+    "PAPER_METHODS",
+    "POINT_CELL",
+]
 
 Confidence = Literal["peak", "mass"]
 Schedule = ConstantTemperature | LinearTemperature | ExponentialTemperature
+REGULARIZERS = (None, "variance", "distribution")
 
 
 class Method:
@@ -89,15 +117,9 @@ class Method:
         mass_radius: float | None = None,
         name: str | None = None,
     ) -> None:
-        if p not in (1, 2):
-            raise ValueError(f"p must be 1 (ℓ1, the paper's) or 2 (Euclidean), got {p!r}")
-        if confidence not in ("peak", "mass"):
-            raise ValueError(f"confidence must be 'peak' (the paper's) or 'mass', got {confidence!r}")
-        if mass_radius is not None and mass_radius <= 0:
-            raise ValueError(f"mass_radius must be > 0 (or None for the default), got {mass_radius}")
-        self.p = p
-        self.confidence_readout = confidence
-        self.mass_radius = mass_radius
+        self.p = check_p(p)
+        self.confidence_readout = check_choice(confidence, "confidence", ("peak", "mass"))
+        self.mass_radius = check_optional_positive(mass_radius, "mass_radius", "the 'mass' confidence radius")
         self._name = name
         self.epoch = 0
 
@@ -116,34 +138,36 @@ class Method:
         *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Scalar training loss; target ``(B, K, dims)`` in cells (or point units), weight ``(B, K)``."""
-        self._check_inputs(logits, target, weight, points)
+        """Scalar training loss; target ``(B, K, dims)`` in cells (or point units), weight ``(B, K)``.
+
+        Raises ``ValueError`` on bad shapes, NaN/inf logits or points, weights that are negative or not
+        finite, and targets that are NaN/inf where the weight is non-zero (unlabeled keypoints: weight 0,
+        any target -- they add nothing to the loss and get no gradient).
+        """
+        weight = self._check_inputs(logits, target, weight, points)
         return self._loss(logits, target, weight, points, generator)
 
     def predict(self, logits: Tensor, points: Tensor | None = None) -> Tensor:
         """Expectation (soft-argmax) read-out ``(B, K, dims)``, for every method (PAPER.md §2)."""
         self._check_inputs(logits, None, None, points)
-        return soft_argmax(logits) if points is None else soft_argmax_points(logits, points)
+        return self._predict(logits, points)
 
     def confidence(self, logits: Tensor, points: Tensor | None = None) -> Tensor:
         """Per-keypoint confidence ``(B, K)``: peak probability, or mass near the prediction."""
         self._check_inputs(logits, None, None, points)
         if self.confidence_readout == "peak":
-            return peak_confidence(logits)  # a point set (B, K, N) reads like a 1D grid
+            return _peak_confidence(logits)  # a point set (B, K, N) reads like a 1D grid
         if points is None:
-            radius = 1.5 if self.mass_radius is None else self.mass_radius
-            return mass_confidence(logits, radius=radius)
+            return _mass_confidence(logits, None, 1.5 if self.mass_radius is None else self.mass_radius)
         radius = 1.5 * POINT_CELL if self.mass_radius is None else self.mass_radius
-        prob = grid_probabilities(logits)  # (B, K, N), float32
-        coords = soft_argmax_points(logits, points)
+        prob = _probabilities(logits)  # (B, K, N), float32
+        coords = _soft_argmax_points(logits, points)
         sq_dist = (points[:, None].to(prob.dtype) - coords[:, :, None]).square().sum(-1)  # (B, K, N)
         return (prob * (sq_dist <= radius * radius)).sum(-1)
 
     def set_epoch(self, epoch: int) -> None:
         """Advance schedules to ``epoch`` (call at the start of each training epoch)."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
-        self.epoch = int(epoch)
+        self.epoch = int(check_nonnegative(epoch, "epoch", "the training epoch about to start"))
 
     def __repr__(self) -> str:
         # constructor-style: the "confidence" argument is stored as confidence_readout (confidence is a method)
@@ -155,6 +179,7 @@ class Method:
     # ---------------------------------------------------------------- for subclasses
 
     def _loss(self, logits, target, weight, points, generator) -> Tensor:
+        """The loss of validated inputs (weight float32 or None)."""
         raise NotImplementedError
 
     def _default_name(self) -> str:
@@ -163,53 +188,49 @@ class Method:
     def _repr_fields(self) -> tuple[str, ...]:
         return ("name", "p", "confidence_readout")
 
+    @staticmethod
+    def _predict(logits: Tensor, points: Tensor | None) -> Tensor:
+        return _soft_argmax(logits) if points is None else _soft_argmax_points(logits, points)
+
     def _coordinate_term(self, pred: Tensor, target: Tensor, weight: Tensor | None, logits: Tensor, points) -> Tensor:
         """ℓ_p term of the total; on grids both sides are divided by the axis sizes first."""
         if points is None:
             sizes = torch.tensor(grid_size_xyz(logits), dtype=torch.float32, device=logits.device)
             pred, target = pred / sizes, target / sizes
-        return coordinate_loss(pred, target, weight, p=self.p)
+        return _coordinate_loss(pred, target, weight, self.p, "mean")
 
     @staticmethod
-    def _check_inputs(logits: Tensor, target: Tensor | None, weight: Tensor | None, points: Tensor | None) -> None:
-        if not isinstance(logits, Tensor):
-            raise ValueError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    def _check_inputs(logits: Tensor, target: Tensor | None, weight: Tensor | None,
+                      points: Tensor | None) -> Tensor | None:
+        """Every check of a public call (one device sync for the data checks); returns weight as float32."""
         if points is None:
-            if not 3 <= logits.ndim <= 5:
-                raise ValueError(
-                    "logits must be (B, K, W), (B, K, H, W) or (B, K, D, H, W) on a grid, or (B, K, N) with "
-                    f"points=(B, N, d); got {tuple(logits.shape)}"
-                )
-            dims, source = logits.ndim - 2, "the grid of logits"
+            dims = check_logits(logits, shape_hint=f"{GRID_HINT} on a grid, or (B, K, N) with points=(B, N, d)")
+            source = "the grid of logits"
         else:
-            if logits.ndim != 3 or points.ndim != 3 or points.shape[:2] != (logits.shape[0], logits.shape[2]):
-                raise ValueError(
-                    f"point sets need logits (B, K, N) and points (B, N, d) with matching B and N; got logits "
-                    f"{tuple(logits.shape)} and points {tuple(points.shape)}"
-                )
-            dims, source = points.shape[-1], "points (B, N, d)"
+            check_logits(logits, spatial_dims=(1,), shape_hint="(B, K, N) with points=(B, N, d)")
+            dims = check_points(points, logits)
+            source = "points (B, N, d)"
         batch = tuple(logits.shape[:2])
-        if target is not None and tuple(target.shape) != (*batch, dims):
-            raise ValueError(
-                f"target must have shape (B, K, dims) = {(*batch, dims)} to match {source}, "
-                f"got {tuple(target.shape)}"
-            )
-        if weight is not None and tuple(weight.shape) != batch:
-            raise ValueError(
-                f"weight must have shape (B, K) = {batch} (one visibility per keypoint), got {tuple(weight.shape)}"
-            )
+        if target is not None:
+            check_target(target, batch, dims, source)
+        weight = check_weight(weight, batch, logits)
+        check_data(logits=logits, points=points, target=target, weight=weight)
+        return weight
 
 
 class SoftArgmaxMethod(Method):
     """Soft-argmax trained on the error of the expectation, optionally regularized (PAPER.md §4).
 
     Args:
-        regularizer: None (Soft), ``"variance"`` (Soft w/ V.R.: Σ_axes (Var_π − σ_t²)²) or
-            ``"distribution"`` (Soft w/ D.R.: divergence to N(target, σ_t²) on the grid).
+        regularizer: None (Soft), ``"variance"`` (Soft w/ V.R.) or ``"distribution"`` (Soft w/ D.R.:
+            divergence to N(target, σ_t²) on the grid).
         regularizer_weight: its weight in the total (paper: V.R. 1; D.R. 0.1, 1 for OCT, 0.01 for
             point clouds).
         target_variance: σ_t²; None = 4 cell² on grids, 4e-4 on point sets.
         divergence: D.R. divergence, ``"js"`` (the paper's) or ``"kl"`` (KL(π‖q)).
+        variance_scale: V.R. on grids: ``"normalized"`` (default) Σ_axes ((Var_a − σ_t²) / n_a²)², the scale of
+            the coordinate term; ``"cell"`` Σ_axes (Var_a − σ_t²)² in cell², the paper's literal form (it
+            swamps the coordinate term at weight 1). Point sets are already normalized: one form.
         p, confidence, mass_radius, name: see :class:`Method`.
     """
 
@@ -219,33 +240,29 @@ class SoftArgmaxMethod(Method):
         regularizer_weight: float = 1.0,
         target_variance: float | None = None,
         divergence: Literal["js", "kl"] = "js",
+        variance_scale: Literal["normalized", "cell"] = "normalized",
         p: Literal[1, 2] = 1,
         confidence: Confidence = "peak",
         mass_radius: float | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(p=p, confidence=confidence, mass_radius=mass_radius, name=name)
-        if regularizer not in (None, "variance", "distribution"):
-            raise ValueError(f"regularizer must be None, 'variance' or 'distribution', got {regularizer!r}")
-        if divergence not in ("js", "kl"):
-            raise ValueError(f"divergence must be 'js' or 'kl', got {divergence!r}")
-        if regularizer_weight < 0:
-            raise ValueError(f"regularizer_weight must be >= 0, got {regularizer_weight}")
-        if target_variance is not None and target_variance <= 0:
-            raise ValueError(f"target_variance must be > 0 (or None for the default), got {target_variance}")
-        self.regularizer = regularizer
-        self.regularizer_weight = float(regularizer_weight)
-        self.target_variance = target_variance
-        self.divergence = divergence
+        self.regularizer = check_choice(regularizer, "regularizer", REGULARIZERS)
+        self.regularizer_weight = check_nonnegative(regularizer_weight, "regularizer_weight",
+                                                    "the regularizer's weight in the total")
+        self.target_variance = check_optional_positive(target_variance, "target_variance", "σ_t²")
+        self.divergence = check_choice(divergence, "divergence", DIVERGENCES)
+        self.variance_scale = check_choice(variance_scale, "variance_scale", VARIANCE_SCALES)
 
     def _default_name(self) -> str:
         return {None: "soft", "variance": "soft_vr", "distribution": "soft_dr"}[self.regularizer]
 
     def _repr_fields(self) -> tuple[str, ...]:
-        return (*super()._repr_fields(), "regularizer", "regularizer_weight", "target_variance", "divergence")
+        return (*super()._repr_fields(), "regularizer", "regularizer_weight", "target_variance", "divergence",
+                "variance_scale")
 
     def _loss(self, logits, target, weight, points, generator) -> Tensor:
-        pred = self.predict(logits, points)
+        pred = self._predict(logits, points)
         total = self._coordinate_term(pred, target, weight, logits, points)
         if self.regularizer is None or self.regularizer_weight == 0:
             return total
@@ -255,15 +272,15 @@ class SoftArgmaxMethod(Method):
             var = GRID_TARGET_VARIANCE if on_grid else POINT_TARGET_VARIANCE
         if self.regularizer == "variance":
             reg = (
-                variance_loss(logits, var, weight)
+                _variance_loss(logits, var, weight, "mean", self.variance_scale)
                 if on_grid
-                else variance_loss_points(logits, points, var, weight)
+                else _variance_loss_points(logits, points, var, weight, "mean")
             )
         else:
             reg = (
-                distribution_loss(logits, target, var, self.divergence, weight)
+                _distribution_loss(logits, target, var, self.divergence, weight, "mean")
                 if on_grid
-                else distribution_loss_points(logits, points, target, var, self.divergence, weight)
+                else _distribution_loss_points(logits, points, target, var, self.divergence, weight, "mean")
             )
         # both terms are weighted means over the same (B, K), so their sum is the mean of the sums
         return total + self.regularizer_weight * reg
@@ -278,7 +295,7 @@ class SamplingArgmaxMethod(Method):
         schedule: Gumbel-softmax temperature per epoch; None = the paper's
             ``LinearTemperature(2.0, 0.5, 3/50)``, τ = max(0.5, 2 − 3·epoch/50).
         gumbel: ``"paper"`` softmax((log π + g)/τ), or ``"authors"`` softmax(log π + g/τ).
-        sigma: Gaussian basis σ; None = 1 cell on grids, 0.01 on point sets.
+        sigma: Gaussian basis σ; None = ``GRID_SIGMA`` (1 cell) on grids, ``POINT_SIGMA`` (0.01) on point sets.
         triangular_reread, gaussian_reweight, clipped_gradient: the authors' code's deviations
             (PAPER.md §3), off by default; see :func:`~sampling_argmax.functional.sampling_argmax`.
         p, confidence, mass_radius, name: see :class:`Method`.
@@ -300,21 +317,14 @@ class SamplingArgmaxMethod(Method):
         name: str | None = None,
     ) -> None:
         super().__init__(p=p, confidence=confidence, mass_radius=mass_radius, name=name)
-        if basis not in ("uniform", "triangular", "gaussian"):
-            raise ValueError(f"basis must be 'uniform', 'triangular' or 'gaussian', got {basis!r}")
-        if int(num_samples) != num_samples or num_samples < 1:
-            raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
-        if gumbel not in ("paper", "authors"):
-            raise ValueError(f"gumbel must be 'paper' or 'authors', got {gumbel!r}")
-        if sigma is not None and sigma <= 0:
-            raise ValueError(f"sigma must be > 0 (or None for the default), got {sigma}")
-        self.basis = basis
-        self.num_samples = int(num_samples)
+        self.basis = check_choice(basis, "basis", BASES)
+        self.num_samples = check_num_samples(num_samples)
         self.schedule = LinearTemperature(start=2.0, end=0.5, slope=3 / 50) if schedule is None else schedule
         if not callable(self.schedule):
-            raise ValueError(f"schedule must be a temperature schedule (epoch -> τ), got {schedule!r}")
-        self.gumbel = gumbel
-        self.sigma = sigma
+            raise ValueError(f"schedule must be a temperature schedule (epoch -> τ), e.g. LinearTemperature(), "
+                             f"got {schedule!r}")
+        self.gumbel = check_choice(gumbel, "gumbel", GUMBEL_MODES)
+        self.sigma = check_optional_positive(sigma, "sigma", "the Gaussian basis width")
         if triangular_reread and basis != "triangular":
             raise ValueError("triangular_reread=True needs basis='triangular'; set one or the other")
         if gaussian_reweight and basis != "gaussian":
@@ -338,11 +348,10 @@ class SamplingArgmaxMethod(Method):
     def _loss(self, logits, target, weight, points, generator) -> Tensor:
         tau = self.temperature
         if points is None:
-            sigma = 1.0 if self.sigma is None else self.sigma
-            samples = sampling_argmax(
-                logits, self.num_samples, tau, self.basis, self.gumbel, generator, sigma=sigma,
-                triangular_reread=self.triangular_reread, gaussian_reweight=self.gaussian_reweight,
-                clipped_gradient=self.clipped_gradient,
+            samples = _sampling_argmax(
+                logits, None, self.num_samples, tau, self.basis, self.gumbel, generator,
+                GRID_SIGMA if self.sigma is None else self.sigma,
+                self.triangular_reread, self.gaussian_reweight, self.clipped_gradient, "auto",
             )
         else:
             if self.basis != "gaussian" or self.triangular_reread or self.gaussian_reweight or self.clipped_gradient:
@@ -351,16 +360,18 @@ class SamplingArgmaxMethod(Method):
                     "uniform/triangular bases need a grid cell) and the authors' grid options do not apply; "
                     "use paper_method('samp_gau') or SamplingArgmaxMethod(basis='gaussian')"
                 )
-            sigma = POINT_CELL if self.sigma is None else self.sigma
-            samples = sampling_argmax_points(
-                logits, points, self.num_samples, tau, sigma, generator, gumbel=self.gumbel
+            samples = _sampling_argmax(
+                logits, points, self.num_samples, tau, "gaussian", self.gumbel, generator,
+                POINT_SIGMA if self.sigma is None else self.sigma, False, False, False, "auto",
             )
         return self._coordinate_term(samples, target, weight, logits, points)
 
 
-_PAPER_DEFAULTS: dict[str, tuple[type[Method], dict]] = {
+# The paper's settings, stated once (COCO/MTFL, supplementary Appendix A); read by paper_method and method_config.
+_PAPER_DEFAULTS: dict[str, tuple[type[Method], dict[str, Any]]] = {
     "soft": (SoftArgmaxMethod, {}),
-    # target_variance None = σ_t² 4 cell² on grids (the paper's), 4e-4 on point sets
+    # target_variance None = σ_t² 4 cell² on grids (the paper's), 4e-4 on point sets; weight 1 on the
+    # normalized variance scale (variance_scale's default), see docs/methods.md
     "soft_vr": (SoftArgmaxMethod, {"regularizer": "variance", "regularizer_weight": 1.0}),
     "soft_dr": (SoftArgmaxMethod, {"regularizer": "distribution", "regularizer_weight": 0.1, "divergence": "js"}),
     "samp_uni": (SamplingArgmaxMethod, {"basis": "uniform", "num_samples": 30, "gumbel": "paper"}),
@@ -368,18 +379,12 @@ _PAPER_DEFAULTS: dict[str, tuple[type[Method], dict]] = {
     "samp_gau": (SamplingArgmaxMethod, {"basis": "gaussian", "num_samples": 30, "gumbel": "paper"}),
 }
 
+PAPER_METHODS = tuple(_PAPER_DEFAULTS)
+"""The names of the paper's six methods, in the order of its tables."""
 
-def paper_method(name: str, /, **overrides) -> Method:
-    """Build one of the paper's six methods (:data:`PAPER_METHODS`) with its COCO/MTFL settings.
 
-    ``soft``; ``soft_vr`` (V.R. weight 1, σ_t² = 4); ``soft_dr`` (D.R. JS, weight 0.1, σ_t² = 4);
-    ``samp_uni``/``samp_tri``/``samp_gau`` (N_s = 30, τ = max(0.5, 2 − 3·epoch/50), paper Gumbel).
-    Keyword overrides replace constructor arguments, e.g. point clouds:
-    ``paper_method("soft_dr", regularizer_weight=0.01)`` (σ_t² then defaults to 4e-4 on points).
-
-    >>> paper_method("samp_gau", num_samples=10).num_samples
-    10
-    """
+def _paper_arguments(name: str, overrides: dict[str, Any]) -> tuple[type[Method], dict[str, Any]]:
+    """The class of paper method ``name`` and its constructor arguments with ``overrides`` applied."""
     if name not in _PAPER_DEFAULTS:
         raise ValueError(f"unknown method name {name!r}; valid names are {', '.join(PAPER_METHODS)}")
     cls, defaults = _PAPER_DEFAULTS[name]
@@ -387,4 +392,38 @@ def paper_method(name: str, /, **overrides) -> Method:
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise ValueError(f"{cls.__name__} ({name!r}) has no argument(s) {unknown}; valid ones are {valid}")
-    return cls(**{**defaults, **overrides})
+    return cls, {**defaults, **overrides}
+
+
+def paper_method(name: str, /, **overrides) -> Method:
+    """Build one of the paper's six methods (:data:`PAPER_METHODS`) with its COCO/MTFL settings.
+
+    ``soft``; ``soft_vr`` (V.R. weight 1 on the normalized scale, σ_t² = 4); ``soft_dr`` (D.R. JS, weight 0.1,
+    σ_t² = 4); ``samp_uni``/``samp_tri``/``samp_gau`` (N_s = 30, τ = max(0.5, 2 − 3·epoch/50), paper Gumbel).
+    Keyword overrides replace constructor arguments, e.g. point clouds:
+    ``paper_method("soft_dr", regularizer_weight=0.01)`` (σ_t² then defaults to 4e-4 on points).
+
+    >>> paper_method("samp_gau", num_samples=10).num_samples
+    10
+    """
+    cls, arguments = _paper_arguments(name, overrides)
+    return cls(**arguments)
+
+
+def method_config(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The LightningCLI config ``{"class_path": ..., "init_args": {...}}`` of paper method ``name``.
+
+    ``overrides`` replace constructor arguments: plain values (``{"num_samples": 1}``) or, for ``schedule``, a
+    class_path config (``{"schedule": {"class_path": "sampling_argmax.ConstantTemperature", "init_args":
+    {"tau": 0.5}}}``). Unknown keys raise a ``ValueError`` listing the valid ones; plain values are
+    validated by building the method once (nested class_path configs are left to the CLI).
+
+    >>> method_config("samp_gau", {"num_samples": 10})
+    {'class_path': 'sampling_argmax.methods.SamplingArgmaxMethod', 'init_args': {'basis': 'gaussian', 'num_samples': 10, 'gumbel': 'paper'}}
+    """
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"overrides must be a dict of constructor arguments or None, got {type(overrides).__name__}")
+    overrides = dict(overrides or {})
+    cls, arguments = _paper_arguments(name, overrides)
+    cls(**{k: v for k, v in arguments.items() if not isinstance(v, dict)})  # raises on bad values
+    return {"class_path": f"{cls.__module__}.{cls.__name__}", "init_args": arguments}

@@ -102,14 +102,29 @@ def test_coordinate_loss_rejects_p3():
 # ---------------------------------------------------------------- variance regularizer
 
 
-def test_variance_loss_hand_values_1d_2d():
+def test_variance_loss_hand_values_1d_2d_cell_scale():
     # uniform over 3 cells: Var = 2/3; (2/3 - 4)^2
-    assert variance_loss(torch.zeros(1, 1, 3)).item() == pytest.approx((2 / 3 - 4) ** 2, rel=1e-5)
+    assert variance_loss(torch.zeros(1, 1, 3), scale="cell").item() == pytest.approx((2 / 3 - 4) ** 2, rel=1e-5)
     # 2D: mass split equally between cells (x=0, y=0) and (x=2, y=0): Var_x = 1, Var_y = 0
     logits = torch.full((1, 1, 2, 3), -1e4)
     logits[0, 0, 0, 0] = logits[0, 0, 0, 2] = 0.0
-    assert variance_loss(logits, target_variance=1.0).item() == pytest.approx(0 + 1.0, abs=1e-5)
-    assert variance_loss(logits, target_variance=0.0).item() == pytest.approx(1.0 + 0.0, abs=1e-5)
+    assert variance_loss(logits, target_variance=1.0, scale="cell").item() == pytest.approx(0 + 1.0, abs=1e-5)
+    assert variance_loss(logits, target_variance=0.0, scale="cell").item() == pytest.approx(1.0 + 0.0, abs=1e-5)
+
+
+def test_variance_loss_normalized_hand_values_1d_2d_3d():
+    # the default: per axis ((Var_a - σ²) / n_a²)², n_a the axis size
+    assert variance_loss(torch.zeros(1, 1, 3)).item() == pytest.approx(((2 / 3 - 4) / 9) ** 2, rel=1e-5)
+    # non-square 2D (H=2, W=3): Var_x = 1 on n_x = 3, Var_y = 0 on n_y = 2
+    logits = torch.full((1, 1, 2, 3), -1e4)
+    logits[0, 0, 0, 0] = logits[0, 0, 0, 2] = 0.0
+    expected = ((1 - 4) / 9) ** 2 + ((0 - 4) / 4) ** 2
+    assert variance_loss(logits).item() == pytest.approx(expected, rel=1e-5)
+    # 3D (D=4, H=5, W=6), uniform: Var_a = (n_a² - 1) / 12
+    expected = sum(((n * n - 1) / 12 - 4) ** 2 / n**4 for n in (6, 5, 4))
+    assert variance_loss(torch.zeros(1, 1, 4, 5, 6)).item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="scale"):
+        variance_loss(logits, scale="pixel")
 
 
 def test_variance_loss_masked_keypoint_gets_no_gradient():

@@ -10,12 +10,14 @@ from sampling_argmax import (
     soft_argmax,
     soft_argmax_points,
 )
+from sampling_argmax import grid_variance
 from sampling_argmax.losses import distribution_loss, variance_loss
 from sampling_argmax.methods import (
     PAPER_METHODS,
     Method,
     SamplingArgmaxMethod,
     SoftArgmaxMethod,
+    method_config,
     paper_method,
 )
 
@@ -179,7 +181,7 @@ def test_shape_and_argument_errors():
         method.loss(logits, torch.zeros(2, 3, 2), weight=torch.ones(2, 3, 1))
     with pytest.raises(ValueError, match="points"):
         method.predict(torch.zeros(2, 3, 10), points=torch.zeros(2, 9, 3))
-    with pytest.raises(ValueError, match="logits must be"):
+    with pytest.raises(ValueError, match=r"logits must have shape \(B, K, W\)"):
         method.predict(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="basis"):
         SamplingArgmaxMethod(basis="triangle")
@@ -231,3 +233,76 @@ method:
     with pytest.raises(Exception, match="basis|triangle"):
         parser.parse_object({"method": {"class_path": "sampling_argmax.methods.SamplingArgmaxMethod",
                                         "init_args": {"basis": "triangle"}}})
+
+
+# ---------------------------------------------------------------- Soft w/ V.R. on the normalized scale
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 40), (2, 3, 64, 48), (1, 2, 6, 9, 4)], ids=["1d", "2d-64x48", "3d"])
+def test_soft_vr_default_is_the_variance_term_on_the_coordinate_scale(shape):
+    # per axis ((Var_a - 4) / n_a²)², n_a the axis size: the paper's weight 1 then balances the l1 term on
+    # coordinates / n_a on any grid; variance_scale="cell" keeps the paper's literal cell² form reachable
+    logits, target = grid_case(shape, seed=2)
+    w = torch.ones(shape[:2])
+    w[0, 1] = 0.0
+    soft = paper_method("soft").loss(logits, target, w)
+    sizes = torch.tensor(list(reversed(shape[2:])), dtype=torch.float32)
+    var = grid_variance(logits)
+    normalized = (((var - 4.0) / sizes**2).square().sum(-1) * w).sum() / w.sum()
+    cell = ((var - 4.0).square().sum(-1) * w).sum() / w.sum()
+    vr = paper_method("soft_vr")
+    assert (vr.regularizer_weight, vr.variance_scale) == (1.0, "normalized")
+    assert vr.loss(logits, target, w).item() == pytest.approx((soft + normalized).item(), rel=1e-5)
+    old = paper_method("soft_vr", variance_scale="cell").loss(logits, target, w)
+    assert old.item() == pytest.approx((soft + cell).item(), rel=1e-5)
+    # the cell² term dwarfs the coordinate term; the normalized one does not
+    assert cell > 10 * soft and normalized < soft
+    with pytest.raises(ValueError, match="variance_scale"):
+        SoftArgmaxMethod(regularizer="variance", variance_scale="pixels")
+
+
+def test_soft_vr_on_point_sets_keeps_the_point_set_form():
+    g = torch.Generator().manual_seed(0)
+    points, logits = torch.rand(2, 30, 3, generator=g), torch.randn(2, 3, 30, generator=g)
+    target = torch.rand(2, 3, 3, generator=g)
+    prob = torch.softmax(logits, -1)[..., None]
+    mean = (prob * points[:, None]).sum(-2, keepdim=True)
+    var = (prob * (points[:, None] - mean).square()).sum(-2)
+    expected = paper_method("soft").loss(logits, target, points=points) + (var - 4e-4).square().sum(-1).mean()
+    for scale in ("normalized", "cell"):
+        got = paper_method("soft_vr", variance_scale=scale).loss(logits, target, points=points)
+        assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# ---------------------------------------------------------------- method_config
+
+
+def test_method_config_is_the_lightning_config_of_paper_method():
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--method", type=Method)
+    for name in PAPER_METHODS:
+        config = method_config(name)
+        assert config["class_path"] == f"sampling_argmax.methods.{type(paper_method(name)).__name__}"
+        built = parser.instantiate(parser.parse_object({"method": config})).method
+        assert repr(built) == repr(paper_method(name)) and built.name == name
+    tri = method_config("samp_tri", {"num_samples": 1, "gumbel": "authors"})
+    assert tri["init_args"] == {"basis": "triangular", "num_samples": 1, "gumbel": "authors"}
+    schedule = {"class_path": "sampling_argmax.ConstantTemperature", "init_args": {"tau": 0.5}}
+    gau = method_config("samp_gau", {"schedule": schedule})
+    built = parser.instantiate(parser.parse_object({"method": gau})).method
+    assert built.temperature == 0.5 and built.name == "samp_gau"
+    assert method_config("soft_vr")["init_args"] == {"regularizer": "variance", "regularizer_weight": 1.0}
+
+
+def test_method_config_validates_names_keys_and_values():
+    with pytest.raises(ValueError, match=r"no argument\(s\) \['num_sample'\]; valid ones are \[.*'num_samples'"):
+        method_config("samp_tri", {"num_sample": 3})
+    with pytest.raises(ValueError, match=r"SoftArgmaxMethod \('soft'\) has no argument\(s\) \['basis'\]"):
+        method_config("soft", {"basis": "gaussian"})
+    with pytest.raises(ValueError, match="valid names are soft, soft_vr"):
+        method_config("samp_triangle")
+    with pytest.raises(ValueError, match="num_samples must be an int >= 1"):
+        method_config("samp_tri", {"num_samples": 0})
+    with pytest.raises(ValueError, match="overrides must be a dict"):
+        method_config("soft", [("p", 2)])
+    assert method_config("soft", None) == method_config("soft", {})
