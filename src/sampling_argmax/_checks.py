@@ -131,6 +131,52 @@ def check_weight(weight, batch_shape: tuple[int, ...], like: Tensor) -> Tensor |
     return weight.to(dtype=torch.float32)
 
 
+def check_coords(coords, logits: Tensor, dims: int, name: str = "coords") -> None:
+    """Validate ``(B, K, dims)`` coordinates that go with ``(B, K, *grid)`` logits."""
+    expected = (*logits.shape[:2], dims)
+    if not isinstance(coords, Tensor) or tuple(coords.shape) != expected:
+        raise ValueError(f"{name} must have shape (B, K, dims) = {expected} for logits of shape "
+                         f"{tuple(logits.shape)}, got {getattr(coords, 'shape', type(coords).__name__)}")
+
+
+def check_prediction(pred, target) -> None:
+    """Validate predictions ``(B, K, dims)`` or samples ``(B, K, S, dims)`` against a ``(B, K, dims)`` target."""
+    if not isinstance(target, Tensor) or target.ndim != 3:
+        raise ValueError(f"target must have shape (B, K, dims), got {getattr(target, 'shape', type(target).__name__)}")
+    if not isinstance(pred, Tensor) or pred.ndim not in (3, 4):
+        raise ValueError(f"pred must be (B, K, dims) coordinates or (B, K, S, dims) samples, got "
+                         f"{getattr(pred, 'shape', type(pred).__name__)}")
+    b, k, dims = target.shape
+    expected = (b, k, dims) if pred.ndim == 3 else (b, k, pred.shape[2], dims)
+    if tuple(pred.shape) != expected:
+        raise ValueError(
+            f"pred {tuple(pred.shape)} does not match target {tuple(target.shape)}: "
+            "B, K and dims must agree (pred may add a samples dim S before dims)"
+        )
+
+
+def check_per_keypoint(loss, name: str = "loss") -> None:
+    if not isinstance(loss, Tensor) or loss.ndim != 2:
+        raise ValueError(f"{name} must be per keypoint, a tensor of shape (B, K), got "
+                         f"{getattr(loss, 'shape', type(loss).__name__)}")
+
+
+def check_generator(generator, device: torch.device) -> None:
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if torch.device(generator.device).type != device.type:
+        raise ValueError(f"generator is on {generator.device} but logits are on {device}; "
+                         f"create it with torch.Generator(device=logits.device)")
+
+
+def check_authors_options(basis: str, triangular_reread: bool, gaussian_reweight: bool) -> None:
+    """The authors' grid options each belong to one basis."""
+    if triangular_reread and basis != "triangular":
+        raise ValueError("triangular_reread=True needs basis='triangular'; set one or the other")
+    if gaussian_reweight and basis != "gaussian":
+        raise ValueError("gaussian_reweight=True needs basis='gaussian'; set one or the other")
+
+
 def check_positive(value, name: str, hint: str) -> float:
     try:
         v = float(value)

@@ -20,6 +20,7 @@ import math
 import torch
 from torch import Tensor
 
+from ._checks import check_choice, check_positive
 from .coords import POINT_CELL
 
 __all__ = ["Basis", "UniformBasis", "TriangularBasis", "GaussianBasis", "BASES", "GRID_SIGMA", "POINT_SIGMA",
@@ -91,10 +92,7 @@ class GaussianBasis(Basis):
     name = "gaussian"
 
     def __init__(self, sigma: float = GRID_SIGMA):
-        sigma = float(sigma)
-        if not (sigma > 0.0 and math.isfinite(sigma)):
-            raise ValueError(f"sigma must be a finite number > 0 (the Gaussian basis width in cells), got {sigma}")
-        self.sigma = sigma
+        self.sigma = check_positive(sigma, "sigma", "the Gaussian basis width, in cells or point units")
 
     def sample(self, shape, generator=None, device=None, dtype=torch.float32) -> Tensor:
         return torch.randn(shape, generator=generator, device=device, dtype=dtype).mul_(self.sigma)
@@ -114,10 +112,9 @@ BASES = ("uniform", "triangular", "gaussian")
 
 def get_basis(name: str, sigma: float = GRID_SIGMA) -> Basis:
     """The basis called ``name`` (one of :data:`BASES`); ``sigma`` is used by the Gaussian only."""
+    check_choice(name, "basis", BASES)
     if name == "uniform":
         return UniformBasis()
     if name == "triangular":
         return TriangularBasis()
-    if name == "gaussian":
-        return GaussianBasis(sigma)
-    raise ValueError(f"basis must be one of {BASES}, got {name!r}")
+    return GaussianBasis(sigma)

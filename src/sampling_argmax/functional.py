@@ -26,8 +26,11 @@ from ._checks import (
     IMPLEMENTATIONS,
     MAX_CELL_SAMPLES,
     MIN_TAU,
+    check_authors_options,
     check_choice,
+    check_coords,
     check_data,
+    check_generator,
     check_logits,
     check_num_samples,
     check_points,
@@ -147,9 +150,8 @@ def mass_confidence(logits: Tensor, coords: Tensor | None = None, radius: float 
     """
     nd = check_logits(logits)
     radius = check_positive(radius, "radius", "in cells")
-    if coords is not None and (not isinstance(coords, Tensor) or coords.shape != (*logits.shape[:2], nd)):
-        raise ValueError(f"coords must have shape (B, K, dims) = {(*logits.shape[:2], nd)} for logits of shape "
-                         f"{tuple(logits.shape)}, got {getattr(coords, 'shape', type(coords).__name__)}")
+    if coords is not None:
+        check_coords(coords, logits, nd)
     check_data(logits=logits)
     return _mass_confidence(logits, coords, radius)
 
@@ -193,11 +195,7 @@ def _make_generator(generator: torch.Generator | None, device: torch.device) -> 
     if generator is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
         return torch.Generator(device=device).manual_seed(seed)
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    if torch.device(generator.device).type != device.type:
-        raise ValueError(f"generator is on {generator.device} but logits are on {device}; "
-                         f"create it with torch.Generator(device=logits.device)")
+    check_generator(generator, device)
     return generator
 
 
@@ -292,10 +290,7 @@ def _sampling_argmax(logits, points, num_samples, tau, basis, gumbel, generator,
     check_choice(basis, "basis", BASES)
     check_choice(gumbel, "gumbel", GUMBEL_MODES)
     check_choice(implementation, "implementation", IMPLEMENTATIONS)
-    if triangular_reread and basis != "triangular":
-        raise ValueError("triangular_reread=True needs basis='triangular'; set one or the other")
-    if gaussian_reweight and basis != "gaussian":
-        raise ValueError("gaussian_reweight=True needs basis='gaussian'; set one or the other")
+    check_authors_options(basis, triangular_reread, gaussian_reweight)
     authors_options = bool(triangular_reread or gaussian_reweight or clipped_gradient)
     if implementation == "efficient" and authors_options:
         raise ValueError("implementation='efficient' does not support triangular_reread, gaussian_reweight or "

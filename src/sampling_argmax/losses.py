@@ -48,7 +48,9 @@ from sampling_argmax._checks import (
     check_logits,
     check_nonnegative,
     check_p,
+    check_per_keypoint,
     check_points,
+    check_prediction,
     check_positive,
     check_target,
     check_weight,
@@ -102,9 +104,7 @@ def reduce_keypoints(loss: Tensor, weight: Tensor | None = None, reduction: Redu
         tensor(2.)
     """
     check_choice(reduction, "reduction", REDUCTIONS)
-    if not isinstance(loss, Tensor) or loss.ndim != 2:
-        shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
-        raise ValueError(f"loss must be per keypoint, a tensor of shape (B, K), got {shape}")
+    check_per_keypoint(loss)
     w = check_weight(weight, loss.shape, loss)
     check_data(weight=w)
     return _reduce(loss, w, reduction)
@@ -160,21 +160,7 @@ def coordinate_loss(
         tensor([[2.2361, 5.0000]])
     """
     check_p(p)
-    if not isinstance(target, Tensor) or target.ndim != 3:
-        raise ValueError(f"target must have shape (B, K, dims), got {tuple(getattr(target, 'shape', ()))}")
-    if not isinstance(pred, Tensor):
-        raise ValueError(f"pred must be a torch.Tensor, got {type(pred).__name__}")
-    if pred.ndim == 3:
-        expected = target.shape
-    elif pred.ndim == 4:
-        expected = torch.Size((target.shape[0], target.shape[1], pred.shape[2], target.shape[2]))
-    else:
-        raise ValueError(f"pred must be (B, K, dims) coordinates or (B, K, S, dims) samples, got {tuple(pred.shape)}")
-    if pred.shape != expected:
-        raise ValueError(
-            f"pred {tuple(pred.shape)} does not match target {tuple(target.shape)}: "
-            "B, K and dims must agree (pred may add a samples dim S before dims)"
-        )
+    check_prediction(pred, target)
     check_target(target, tuple(target.shape[:2]), target.shape[2], "pred")
     w = check_weight(weight, target.shape[:2], target)
     check_choice(reduction, "reduction", REDUCTIONS)

@@ -49,6 +49,7 @@ from torch import Tensor
 from sampling_argmax._checks import (
     GRID_HINT,
     GUMBEL_MODES,
+    check_authors_options,
     check_choice,
     check_data,
     check_logits,
@@ -325,10 +326,7 @@ class SamplingArgmaxMethod(Method):
                              f"got {schedule!r}")
         self.gumbel = check_choice(gumbel, "gumbel", GUMBEL_MODES)
         self.sigma = check_optional_positive(sigma, "sigma", "the Gaussian basis width")
-        if triangular_reread and basis != "triangular":
-            raise ValueError("triangular_reread=True needs basis='triangular'; set one or the other")
-        if gaussian_reweight and basis != "gaussian":
-            raise ValueError("gaussian_reweight=True needs basis='gaussian'; set one or the other")
+        check_authors_options(basis, triangular_reread, gaussian_reweight)
         self.triangular_reread = bool(triangular_reread)
         self.gaussian_reweight = bool(gaussian_reweight)
         self.clipped_gradient = bool(clipped_gradient)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ._checks import (
     GUMBEL_MODES,
     IMPLEMENTATIONS,
+    check_authors_options,
     check_choice,
     check_nonnegative,
     check_num_samples,
@@ -56,6 +57,7 @@ class SamplingArgmax(nn.Module):
         self.basis = check_choice(basis, "basis", BASES)
         self.gumbel = check_choice(gumbel, "gumbel", GUMBEL_MODES)
         self.sigma = check_optional_positive(sigma, "sigma", "the Gaussian basis width")
+        check_authors_options(basis, triangular_reread, gaussian_reweight)
         self.triangular_reread = bool(triangular_reread)
         self.gaussian_reweight = bool(gaussian_reweight)
         self.clipped_gradient = bool(clipped_gradient)

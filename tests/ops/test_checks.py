@@ -172,3 +172,21 @@ def test_data_checks_are_skipped_under_torch_compile():
     pred = torch.randn(2, 3, 2)
     weight = torch.ones(2, 3)
     torch.testing.assert_close(compiled(pred, target, weight, logits), total(pred, target, weight, logits))
+
+
+@pytest.mark.parametrize("name", PAPER_METHODS)
+def test_method_loss_runs_the_data_checks_once(name, monkeypatch):
+    # the methods validate at the entry point and call the unchecked internals: one pass, one sync per loss
+    from sampling_argmax import _checks, functional, losses, methods
+
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return _checks.check_data(*args, **kwargs)
+
+    for module in (functional, losses, methods):
+        monkeypatch.setattr(module, "check_data", counting)
+    logits, target = _grid_inputs()
+    _method(name).loss(logits, target, torch.ones(2, 3), generator=_gen())
+    assert len(calls) == 1 and set(calls[0]) == {"logits", "points", "target", "weight"}
