@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA = Path(os.environ.get("SAMPLING_ARGMAX_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+# data modules find their dataset under $SAMPLING_ARGMAX_DATA/<folder> (the task contract's one rule)
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("SAMPLING_ARGMAX_DATA", str(SHARED_DATA))
 
 
 @pytest.fixture(scope="session")

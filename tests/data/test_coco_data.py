@@ -1,6 +1,7 @@
-"""COCO top-down data on the real samples: records, crops, targets, flips, errors, evaluate()."""
+"""COCO top-down data on the real samples: records, crops, targets, flips, errors, COCOEvaluator."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from sampling_argmax.data.coco import (
     load_person_records,
 )
 from sampling_argmax.data.transforms import apply_affine
+from sampling_argmax.metrics.base import EvaluationContext
+from sampling_argmax.metrics.coco import COCOEvaluator
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,6 @@ def mmpose_module(coco_root, tmp_path_factory):
         test_ann_file="test_coco.json",
         test_image_dir=".",
         test_detection_file="test_coco_det_AP_H_56.json",
-        output_dir=str(tmp_path_factory.mktemp("coco_eval")),
     )
 
 
@@ -166,9 +168,10 @@ def test_dataloader_collates_contract_batch(mini):
     assert mini.num_keypoints == 17 and len(mini.flip_pairs) == 8
 
 
-def test_evaluate_ground_truth_boxes_and_keypoints_gives_ap_one(mmpose_module):
-    ds = mmpose_module.build_dataset("val")
-    mmpose_module.datasets["val"] = ds
+def test_evaluate_ground_truth_boxes_and_keypoints_gives_ap_one(mmpose_module, tmp_path):
+    ds = mmpose_module.dataset("val")
+    evaluator = COCOEvaluator()
+    context = EvaluationContext("val", tmp_path, mmpose_module.references("val"), len(ds))
     samples = [ds[i] for i in range(len(ds))]
     outputs = {
         "index": np.arange(len(ds)),
@@ -178,16 +181,16 @@ def test_evaluate_ground_truth_boxes_and_keypoints_gives_ap_one(mmpose_module):
         "bbox_score": np.array([s["bbox_score"] for s in samples]),
         "area": np.array([s["area"] for s in samples]),
     }
-    metrics = mmpose_module.evaluate(outputs, stage="val")
+    metrics = evaluator(outputs, context)
     assert metrics["AP"] == pytest.approx(1.0) and metrics["AR"] == pytest.approx(1.0)
     # Calibration: perturb instances by different amounts, confidence tracking accuracy -> r > 0.9.
     rng = np.random.default_rng(0)
     amount = np.linspace(0, 30, len(ds))
     outputs["pred"] = outputs["pred"] + amount[:, None, None] * rng.standard_normal(outputs["pred"].shape)
     outputs["confidence"] = np.repeat((1.0 - amount / 30)[:, None], 17, axis=1)
-    metrics = mmpose_module.evaluate(outputs, stage="val")
+    metrics = evaluator(outputs, context)
     assert metrics["AP"] < 1.0 and metrics["oks_confidence_pearson"] > 0.8
-    out = Path(mmpose_module.output_dir)
+    out = tmp_path
     assert json.loads((out / "coco_keypoints_val_val2017_metrics.json").read_text())["AP"] == pytest.approx(metrics["AP"])
     results = json.loads((out / "coco_keypoints_val_val2017_results.json").read_text())
     assert len(results) == len(ds) and len(results[0]["keypoints"]) == 51
@@ -212,6 +215,50 @@ def test_missing_files_name_path_and_fix(tmp_path, coco_root):
     (tmp_path / "val2017").mkdir()
     with pytest.raises(ValueError, match="not valid json"):
         COCODataModule(data_root=str(tmp_path)).build_dataset("val")
+
+
+def _annotations(folder, mutate):
+    """A copy of the real coco-mini annotation file with one fault made by ``mutate(data)``."""
+    source = json.loads((Path(os.environ["SAMPLING_ARGMAX_DATA"]) / "coco/coco-mini/annotations/"
+                         "person_keypoints_train2017.json").read_text())
+    mutate(source)
+    (folder / "annotations").mkdir(exist_ok=True)
+    (folder / "train2017").mkdir(exist_ok=True)
+    (folder / "annotations" / "person_keypoints_train2017.json").write_text(json.dumps(source))
+    return folder
+
+
+def _first_person(data):
+    return next(a for a in data["annotations"] if a.get("num_keypoints", 0) > 0)
+
+
+@pytest.mark.parametrize("fault,match", [
+    (lambda d: _first_person(d).update(image_id=-7), r"annotation #\d+ \(id \d+\): image_id -7 is not in"),
+    (lambda d: _first_person(d).pop("bbox"), r"annotation #\d+ .* has no 'bbox'"),
+    (lambda d: _first_person(d).update(bbox=[1, 2, float("nan"), 4]), r"'bbox' holds NaN"),
+    (lambda d: _first_person(d).update(bbox=[1, 2, -3, 4]), r"'bbox' must be \[x, y, w, h\] with w, h >= 0"),
+    (lambda d: _first_person(d).update(keypoints=["a"] * 51), r"'keypoints' must hold numbers"),
+    (lambda d: d["images"][0].pop("width"), r"image #0 needs 'id', 'file_name', 'width' and 'height'"),
+    (lambda d: d["images"][0].update(file_name="../../etc/passwd"), r"must be relative to the image folder"),
+    (lambda d: d.pop("annotations"), r"has no 'annotations' list"),
+])
+def test_annotation_faults_are_clear_errors_naming_the_file(tmp_path, coco_root, fault, match):
+    root = _annotations(tmp_path, fault)
+    with pytest.raises(ValueError, match=match) as error:
+        COCODataModule(data_root=str(root)).build_dataset("train")
+    assert "person_keypoints_train2017.json" in str(error.value)
+
+
+def test_detection_faults_name_the_detection_file(tmp_path, coco_root):
+    root = coco_root / "mmpose-tests"
+    detections = json.loads((root / "test_coco_det_AP_H_56.json").read_text())
+    for fault, match in [({"image_id": 123456789}, "has no image in"), ({"score": "high"}, "'score' must hold numbers"),
+                         ({"bbox": [0, 0, float("inf"), 3]}, "'bbox' holds NaN or infinite")]:
+        broken = [dict(detections[0], **fault)] + detections[1:]
+        (tmp_path / "dets.json").write_text(json.dumps(broken))
+        with pytest.raises(ValueError, match=match) as error:
+            load_detection_records(tmp_path / "dets.json", root / "test_coco.json", root)
+        assert "dets.json: detection #0" in str(error.value)
 
 
 def test_data_root_from_environment_or_a_clear_error(monkeypatch, coco_root):

@@ -17,7 +17,9 @@ from sampling_argmax.data.mtfl import (
     split_train_val,
     whole_image_box,
 )
+from sampling_argmax.metrics.base import EvaluationContext
 from sampling_argmax.metrics.landmarks import (
+    LandmarkEvaluator,
     absolute_error,
     evaluate_landmarks,
     interocular_distance,
@@ -250,11 +252,83 @@ def test_calibration_sign_and_errors():
         evaluate_landmarks(pred, target, confidence=np.ones((4, 2)))
 
 
-def test_datamodule_evaluate_reads_original_pixel_landmarks():
-    module = MTFLDataModule(data_root="unused")
+def test_landmark_evaluator_reads_original_pixel_landmarks():
     landmarks = np.array([[[0.0, 0.0], [20.0, 0.0], [10.0, 10.0], [2.0, 20.0], [18.0, 20.0]]])
     outputs = {"pred": landmarks + [0.0, 2.0], "landmarks": landmarks, "interocular": np.array([20.0]),
                "confidence": np.ones((1, 5)), "target": np.zeros((1, 5, 2))}
-    metrics = module.evaluate(outputs)
+    metrics = LandmarkEvaluator()(outputs, EvaluationContext("test"))
     assert metrics["abs_err"] == pytest.approx(2.0) and metrics["rel_err"] == pytest.approx(10.0)
-    assert module.num_keypoints == 5 and module.flip_pairs == FLIP_PAIRS == [(0, 1), (3, 4)]
+    assert MTFLDataModule.num_keypoints == 5 and MTFLDataModule.flip_pairs == FLIP_PAIRS == [(0, 1), (3, 4)]
+
+
+# --- faults: every bad input is named, nothing trains silently ---------------------------------------------------
+
+
+def _faces(folder, count):
+    (folder / "lfw_5590").mkdir(exist_ok=True)
+    for i in range(count):
+        cv2.imwrite(str(folder / "lfw_5590" / f"f{i}.jpg"), np.full((64, 64, 3), 40 * i % 255, np.uint8))
+    return [LINE.format(path=f"lfw_5590\\f{i}.jpg") for i in range(count)]
+
+
+def test_duplicated_lines_never_straddle_train_and_validation(tmp_path):
+    lines = _faces(tmp_path, 6)
+    file = _write(tmp_path, lines + [lines[2], lines[4], lines[2]])  # three repeats of two faces
+    records = read_annotations(file)
+    with pytest.warns(UserWarning, match=r"training\.txt:3 and .*training\.txt:7"):
+        for seed in range(5):
+            train, val = split_train_val(records, val_size=2, seed=seed)
+            train_images = {records[i].image for i in train}
+            assert not train_images & {records[i].image for i in val}
+            assert len({records[i].image for i in val}) == 2
+
+
+def test_truncated_jpeg_is_an_error_naming_file_and_line(tmp_path):
+    _faces(tmp_path, 2)
+    jpeg = tmp_path / "lfw_5590" / "f1.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[: len(jpeg.read_bytes()) // 2])  # cut the file as a failed copy would
+    file = _write(tmp_path, [LINE.format(path=f"lfw_5590\\f{i}.jpg") for i in range(2)])
+    records = read_annotations(file)
+    with pytest.raises(ValueError, match=r"training\.txt:2: cannot decode image .*f1\.jpg"):
+        cache_images(records, 64, tmp_path / "cache")
+    dataset = MTFLDataset(records, 64, 16, train=False)
+    dataset[0]
+    with pytest.raises(ValueError, match="truncated"):
+        dataset[1]
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "..\\..\\secret.jpg", "lfw_5590\\..\\..\\x.jpg"])
+def test_annotation_paths_cannot_leave_the_data_folder(tmp_path, path):
+    file = _write(tmp_path, [LINE.format(path=path)])
+    with pytest.raises(ValueError, match=r"training\.txt:1: image path .* leaves the data folder"):
+        read_annotations(file, check_images=False)
+
+
+def test_coincident_eyes_are_refused_at_load_time(tmp_path):
+    line = "lfw_5590\\a.jpg 100 100 126 106 140 108 108 143 158 162 1 2 2 3"  # both eyes at (100, 108)
+    with pytest.raises(ValueError, match=r"training\.txt:1: the two eyes are 0 px apart"):
+        read_annotations(_write(tmp_path, [line]), check_images=False)
+
+
+def test_corrupt_image_cache_names_the_file_and_the_fix(tmp_path):
+    file = _write(tmp_path, _faces(tmp_path, 3))
+    records = read_annotations(file)
+    cache_images(records, 32, tmp_path / "cache")
+    pixels = next((tmp_path / "cache").glob("mtfl_*[0-9a-f].npy"))
+    pixels.write_bytes(pixels.read_bytes()[:100])  # a half-written cache from a killed process
+    with pytest.raises(ValueError, match=r"cache .* is corrupt .* delete those two files"):
+        cache_images(records, 32, tmp_path / "cache")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="cache_dir .* is a file"):
+        cache_images(records, 32, tmp_path / "file")
+
+
+def test_data_root_comes_from_the_argument_or_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("SAMPLING_ARGMAX_DATA", raising=False)
+    with pytest.raises(ValueError, match="SAMPLING_ARGMAX_DATA"):
+        MTFLDataModule()
+    (tmp_path / "MTFL").mkdir()
+    monkeypatch.setenv("SAMPLING_ARGMAX_DATA", str(tmp_path))
+    assert MTFLDataModule().data_root == tmp_path / "MTFL"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        MTFLDataModule(data_root=str(tmp_path / "nowhere"))

@@ -2,20 +2,27 @@ import numpy as np
 import pytest
 import torch
 
-from sampling_argmax.data.synthetic import OUTPUT_STRIDE, SyntheticLandmarks, render_landmarks_2d
-from sampling_argmax.training import SyntheticDataModule
+from sampling_argmax.data.synthetic import (
+    INPUT_KEY,
+    OUTPUT_STRIDE,
+    SyntheticDataModule,
+    SyntheticLandmarks,
+    render_landmarks_2d,
+)
 
 
 @pytest.mark.parametrize("dims,size,k", [(1, 64, 2), (2, 32, 3), (3, 16, 2)])
 def test_sample_follows_the_batch_contract(dims, size, k):
     sample = SyntheticLandmarks("val", length=3, dims=dims, num_keypoints=k, size=size)[2]
-    assert sample["image"].shape == (1,) + (size,) * dims and sample["image"].dtype == torch.float32
+    key = INPUT_KEY[dims]  # signal, image or volume: one key per modality
+    assert sample[key].shape == (1,) + (size,) * dims and sample[key].dtype == torch.float32
+    assert sample["to_original"].dtype == torch.float64
     assert sample["target"].shape == (k, dims) and sample["target_weight"].shape == (k,)
     assert sample["index"] == 2
     assert sample["to_original"].shape == (dims + 1, dims + 1)
     # target (grid cells) maps through to_original onto the keypoints (input pixels)
     homogeneous = torch.cat([sample["target"], torch.ones(k, 1)], 1)
-    back = (homogeneous @ sample["to_original"].T)[:, :dims]
+    back = (homogeneous.double() @ sample["to_original"].T)[:, :dims].float()
     assert torch.allclose(back, sample["keypoints"], atol=1e-5)
     # keypoints lie inside the input and the grid has size / stride cells
     assert (sample["keypoints"] >= 0).all() and (sample["keypoints"] <= size - 1).all()
@@ -62,29 +69,13 @@ def test_bad_arguments_name_themselves(kwargs, match):
         SyntheticLandmarks(**options)
 
 
-def test_datamodule_evaluate_reports_error_pck_and_calibration():
-    dm = SyntheticDataModule(dims=2, num_keypoints=2, size=32, val_size=4)
-    rng = np.random.default_rng(0)
-    keypoints = rng.uniform(0, 31, size=(4, 2, 2))
-    offsets = np.array([0.0, 1.0, 3.0, 5.0])[:, None, None] * np.array([1.0, 0.0])  # growing x error
-    outputs = {
-        "pred": keypoints + offsets, "keypoints": keypoints, "target_weight": np.ones((4, 2)),
-        "confidence": np.array([[0.9, 0.9], [0.6, 0.6], [0.3, 0.3], [0.1, 0.1]]),
-    }
-    metrics = dm.evaluate(outputs)
-    assert metrics["mean_error"] == pytest.approx(9.0 / 4)
-    assert metrics["pck"] == pytest.approx(0.5)  # errors 0 and 1 are within 2 px
-    assert metrics["calibration"] > 0.9  # confidence falls as the error grows
-    outputs["confidence"] = outputs["confidence"][::-1].copy()
-    assert dm.evaluate(outputs)["calibration"] < -0.9
-
-
 def test_datamodule_loaders_and_fixed_validation_set():
     dm = SyntheticDataModule(dims=1, num_keypoints=2, size=64, train_size=20, val_size=7, batch_size=4)
     train = list(dm.train_dataloader())
-    assert len(train) == 5 and train[0]["image"].shape == (4, 1, 64)
+    assert len(train) == 5 and train[0]["signal"].shape == (4, 1, 64)
+    assert dm.input_shape == (1, 64) and dm.map_shape == (32,) and dm.task == "synthetic1d"
     first, again = next(iter(dm.val_dataloader())), next(iter(dm.val_dataloader()))
-    assert torch.equal(first["image"], again["image"]) and first["index"].tolist() == [0, 1, 2, 3]
+    assert torch.equal(first["signal"], again["signal"]) and first["index"].tolist() == [0, 1, 2, 3]
     assert sum(len(b["index"]) for b in dm.val_dataloader()) == 7
     with pytest.raises(ValueError, match="batch_size"):
         SyntheticDataModule(batch_size=0)

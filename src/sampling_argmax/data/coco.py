@@ -20,34 +20,23 @@ Example:
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
 import cv2
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sampling_argmax.data.base import LocalizationDataModule, inside_map, mirror_matrix
 from sampling_argmax.data.transforms import (
     to_model_input,
     affine_matrix,
     apply_affine,
     flip_keypoints,
     homogeneous,
-    invert_affine,
     random_affine_params,
     warp_image,
-)
-from sampling_argmax.metrics.calibration import calibration
-from sampling_argmax.metrics.coco import (
-    COCO_SIGMAS,
-    coco_keypoint_ap,
-    keypoint_oks,
-    keypoint_results,
-    oks_nms,
-    rescore_instances,
 )
 
 __all__ = [
@@ -60,8 +49,6 @@ __all__ = [
     "COCOKeypoints",
     "COCODataModule",
 ]
-
-log = logging.getLogger(__name__)
 
 COCO_KEYPOINT_NAMES = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -143,26 +130,39 @@ def _read_json(path: Path, what: str, fix: str):
         raise ValueError(f"{what} {path} is not valid json ({error}); re-download it. {fix}") from error
 
 
+def _annotation_data(ann_file: Path) -> dict:
+    data = _read_json(ann_file, "COCO annotation file", _GET_COCO)
+    for key in ("images", "annotations"):
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise ValueError(f"COCO annotation file {ann_file} has no '{key}' list; is it a person_keypoints_*.json?")
+    return data
+
+
 def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLike) -> list[dict]:
     """One record per non-crowd person annotation with at least one labeled keypoint.
 
     Records: image_id, file (path), width, height, box (cleaned x, y, w, h), keypoints (17, 2),
     visible (17,) bool, ann_id, area (the annotation's area), bbox_score 1.0.
     """
-    data = _read_json(Path(ann_file), "COCO annotation file", _GET_COCO)
-    for key in ("images", "annotations"):
-        if key not in data:
-            raise ValueError(f"COCO annotation file {ann_file} has no '{key}' list; is it a person_keypoints_*.json?")
-    images = {image["id"]: image for image in data["images"]}
+    data = _annotation_data(Path(ann_file))
+    images = _images_by_id(data, Path(ann_file))
     records = []
-    for ann in data["annotations"]:
-        keypoints = np.asarray(ann.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
-        if ann.get("category_id", 1) != 1 or ann.get("iscrowd", 0) or keypoints.shape[0] != 17:
+    for number, ann in enumerate(data["annotations"]):
+        where = f"{ann_file}: annotation #{number} (id {ann.get('id', '?') if isinstance(ann, dict) else '?'})"
+        if not isinstance(ann, dict):
+            raise ValueError(f"{where} is not a json object")
+        if ann.get("category_id", 1) != 1 or ann.get("iscrowd", 0):
             continue
+        keypoints = _numbers(ann.get("keypoints", []), where, "keypoints")
+        if keypoints.size % 3 or keypoints.size // 3 != 17:
+            if keypoints.size:
+                raise ValueError(f"{where}: 'keypoints' must hold 17 x 3 numbers (x, y, v), got {keypoints.size}")
+            continue
+        keypoints = keypoints.reshape(17, 3)
         if not np.any(keypoints[:, 2] > 0):
             continue
-        image = images[ann["image_id"]]
-        box = _clean_box(ann["bbox"], image["width"], image["height"])
+        image = _image_of(ann, images, where)
+        box = _clean_box(_box(ann, where), image["width"], image["height"])
         if box is None:
             continue
         records.append(_record(image, image_dir, box, keypoints[:, :2].copy(), keypoints[:, 2] > 0,
@@ -190,24 +190,73 @@ def load_detection_records(
     )
     if not isinstance(detections, list):
         raise ValueError(f"detection file {detection_file} must hold a json list of detections, got {type(detections)}")
-    data = _read_json(Path(ann_file), "COCO annotation file", _GET_COCO)
-    images = {image["id"]: image for image in data["images"]}
+    images = _images_by_id(_annotation_data(Path(ann_file)), Path(ann_file))
     records = []
-    for det in detections:
-        if det.get("category_id", 1) != 1 or float(det["score"]) < score_threshold:
+    for number, det in enumerate(detections):
+        where = f"{detection_file}: detection #{number}"
+        if not isinstance(det, dict) or "image_id" not in det:
+            raise ValueError(f"{where} must be a json object with image_id, category_id, bbox and score")
+        if det.get("category_id", 1) != 1:
             continue
-        image = images.get(det["image_id"])
-        if image is None:
+        score = _numbers(det.get("score"), where, "score")
+        if score.size != 1:
+            raise ValueError(f"{where}: 'score' must be one number, got {det.get('score')!r}")
+        if float(score[0]) < score_threshold:
+            continue
+        if det["image_id"] not in images:
             raise ValueError(
-                f"detection for image_id {det['image_id']} in {detection_file} has no image in {ann_file}; "
+                f"{where}: image_id {det['image_id']} has no image in {ann_file}; "
                 "the detections and the annotation file must be of the same split"
             )
-        box = _clean_box(det["bbox"], image["width"], image["height"])
+        image = images[det["image_id"]]
+        box = _clean_box(_box(det, where), image["width"], image["height"])
         if box is None:
             continue
         records.append(_record(image, image_dir, box, np.zeros((17, 2)), np.zeros(17, dtype=bool),
-                               ann_id=-1, area=float(box[2] * box[3]), bbox_score=float(det["score"])))
+                               ann_id=-1, area=float(box[2] * box[3]), bbox_score=float(score[0])))
     return records
+
+
+def _numbers(value, where: str, field: str) -> np.ndarray:
+    """A json number or list of numbers as float64, finite; a clear error otherwise."""
+    try:
+        array = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: '{field}' must hold numbers, got {value!r}") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{where}: '{field}' holds NaN or infinite values: {value!r}")
+    return array
+
+
+def _box(entry: dict, where: str) -> list[float]:
+    if "bbox" not in entry:
+        raise ValueError(f"{where} has no 'bbox' (x, y, w, h); fix or remove the entry")
+    box = _numbers(entry["bbox"], where, "bbox")
+    if box.size != 4 or box[2] < 0 or box[3] < 0:
+        raise ValueError(f"{where}: 'bbox' must be [x, y, w, h] with w, h >= 0, got {entry['bbox']!r}")
+    return box.tolist()
+
+
+def _images_by_id(data: dict, ann_file: Path) -> dict:
+    images = {}
+    for number, image in enumerate(data["images"]):
+        where = f"{ann_file}: image #{number}"
+        if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= set(image):
+            raise ValueError(f"{where} needs 'id', 'file_name', 'width' and 'height'; got {image!r:.200}")
+        size = _numbers([image["width"], image["height"]], where, "width/height")
+        if np.any(size < 1):
+            raise ValueError(f"{where}: width and height must be >= 1, got {image['width']}, {image['height']}")
+        name = Path(str(image["file_name"]))
+        if name.is_absolute() or ".." in name.parts:
+            raise ValueError(f"{where}: file_name {image['file_name']!r} must be relative to the image folder")
+        images[image["id"]] = image
+    return images
+
+
+def _image_of(ann: dict, images: dict, where: str) -> dict:
+    if ann.get("image_id") not in images:
+        raise ValueError(f"{where}: image_id {ann.get('image_id')!r} is not in the file's 'images' list")
+    return images[ann["image_id"]]
 
 
 class COCOKeypoints(Dataset):
@@ -292,25 +341,23 @@ class COCOKeypoints(Dataset):
         image = self.load_image(record)
         keypoints, visible = record["keypoints"], record["visible"].astype(np.float32)
         center = np.asarray(center, dtype=np.float64)
-        # A flip is an affine too: mirror the whole image first (x' = W - 1 - x), then crop.
-        mirror = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        # A flip is an affine too (the contract's rule): mirror the whole image first, then crop.
+        mirror = np.eye(3)
         if flip:
-            mirror = np.array([[-1.0, 0.0, record["width"] - 1.0], [0.0, 1.0, 0.0]])
+            mirror = mirror_matrix(record["width"])
             keypoints, visible = flip_keypoints(keypoints, visible, record["width"], self.flip_pairs)
             center = apply_affine(center, mirror)
-        to_input = affine_matrix(center, size, rotation, self.input_size)
-        to_heatmap = affine_matrix(center, size, rotation, self.heatmap_size)
-        crop = warp_image(image, (homogeneous(to_input) @ homogeneous(mirror))[:2], self.input_size)
+        to_input = homogeneous(affine_matrix(center, size, rotation, self.input_size))
+        to_heatmap = homogeneous(affine_matrix(center, size, rotation, self.heatmap_size))
+        crop = warp_image(image, (to_input @ mirror)[:2], self.input_size)
         target = apply_affine(keypoints, to_heatmap)
-        width, height = self.heatmap_size
-        inside = (target[:, 0] >= 0) & (target[:, 0] <= width - 1) & (target[:, 1] >= 0) & (target[:, 1] <= height - 1)
-        to_original = homogeneous(invert_affine((homogeneous(to_heatmap) @ homogeneous(mirror))[:2]))
+        inside = inside_map(target, self.heatmap_size)
         return {
             "image": to_model_input(crop),
             "target": torch.from_numpy(target.astype(np.float32)),
             "target_weight": torch.from_numpy((visible * inside).astype(np.float32)),
             "index": index,
-            "to_original": torch.from_numpy(to_original.astype(np.float32)),
+            "to_original": torch.from_numpy(np.linalg.inv(to_heatmap @ mirror)),
             "image_id": record["image_id"],
             "bbox_score": float(record["bbox_score"]),
             "area": float(size[0] * size[1]),
@@ -326,31 +373,31 @@ class COCOKeypoints(Dataset):
         return self.make_sample(index, center, size, rotation, flip)
 
 
-class COCODataModule(L.LightningDataModule):
+class COCODataModule(LocalizationDataModule):
     """COCO Keypoint 2017 for top-down 2D pose (SimpleBaseline, 256×192 input, 64×48 heatmaps).
 
     Trains on ground-truth person boxes; validates/tests on ground-truth boxes or on a person
     detection results json (``val_detection_file`` / ``test_detection_file``). Relative paths are
-    resolved against ``data_root``.
+    resolved against ``data_root``. Evaluated by :class:`~sampling_argmax.metrics.coco.COCOEvaluator`,
+    which gets the split's annotation file from :meth:`references`.
 
     Args:
-        data_root: folder with annotations/ and {split}/ image folders; default: env
-            ``SAMPLING_ARGMAX_DATA`` + "/coco".
+        data_root: folder with annotations/ and {split}/ image folders; default
+            ``$SAMPLING_ARGMAX_DATA/coco``.
         batch_size: per process (per GPU). num_workers: dataloader workers per process.
         train_split, val_split, test_split: split names ("train2017", "val2017"); the annotation file is
             annotations/person_keypoints_{split}.json and the images {split}/, unless
             ``{stage}_ann_file`` / ``{stage}_image_dir`` override them.
         val_detection_file, test_detection_file: person detection results json; None = GT boxes.
         det_score_threshold: drop detections scoring below it (0.0 as in SimpleBaseline).
-        keypoint_score_threshold: joints counted in the instance rescoring (0.2).
-        oks_nms_threshold: OKS above which a lower-scored pose of the same image is suppressed (0.9).
-        output_dir: where ``evaluate`` writes the results json and metrics (default: the trainer's
-            log_dir; nothing when neither exists).
         input_size, heatmap_size, flip_prob, rotation, rotation_prob, scale, half_body_prob,
             half_body_min_joints, padding: see :class:`COCOKeypoints`.
     """
 
+    task = "coco"
+    data_folder = "coco"
     num_keypoints = 17
+    flip_pairs = COCO_FLIP_PAIRS
 
     def __init__(
         self,
@@ -369,9 +416,6 @@ class COCODataModule(L.LightningDataModule):
         val_detection_file: str | None = None,
         test_detection_file: str | None = None,
         det_score_threshold: float = 0.0,
-        keypoint_score_threshold: float = 0.2,
-        oks_nms_threshold: float = 0.9,
-        output_dir: str | None = None,
         input_size: tuple[int, int] = (192, 256),
         heatmap_size: tuple[int, int] = (48, 64),
         flip_prob: float = 0.5,
@@ -383,17 +427,10 @@ class COCODataModule(L.LightningDataModule):
         padding: float = 1.25,
     ) -> None:
         super().__init__()
-        if data_root is None:
-            env = os.environ.get("SAMPLING_ARGMAX_DATA")
-            if env is None:
-                raise ValueError(
-                    "COCODataModule needs data_root: pass --data.data_root /path/to/coco (the folder with "
-                    "annotations/ and train2017/, val2017/) or set SAMPLING_ARGMAX_DATA to a folder holding coco/"
-                )
-            data_root = str(Path(env) / "coco")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.data_root = Path(data_root)
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
+        self.save_hyperparameters()
+        self.data_root = self.resolve_data_root(data_root)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.splits = {
@@ -402,9 +439,6 @@ class COCODataModule(L.LightningDataModule):
             "test": (test_split, test_ann_file, test_image_dir, test_detection_file),
         }
         self.det_score_threshold = det_score_threshold
-        self.keypoint_score_threshold = keypoint_score_threshold
-        self.oks_nms_threshold = oks_nms_threshold
-        self.output_dir = output_dir
         self.dataset_kwargs = dict(
             input_size=tuple(input_size),
             heatmap_size=tuple(heatmap_size),
@@ -416,9 +450,21 @@ class COCODataModule(L.LightningDataModule):
             half_body_min_joints=half_body_min_joints,
             padding=padding,
         )
-        self.flip_pairs = [tuple(pair) for pair in COCO_FLIP_PAIRS]
         self.datasets: dict[str, COCOKeypoints] = {}
-        self._coco_gt: dict[str, object] = {}
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        width, height = self.dataset_kwargs["input_size"]
+        return (3, height, width)
+
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        width, height = self.dataset_kwargs["heatmap_size"]
+        return (height, width)
+
+    def references(self, stage: str) -> dict[str, object]:
+        """The split's annotation file and name, for :class:`~sampling_argmax.metrics.coco.COCOEvaluator`."""
+        return {"ann_file": str(self.paths(stage)[0]), "split": self.splits[stage][0]}
 
     def _resolve(self, path: str | None) -> Path | None:
         if path is None:
@@ -458,124 +504,24 @@ class COCODataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         for name in wanted.get(stage, ("train", "val", "test")):
-            if name not in self.datasets:
-                self.datasets[name] = self.build_dataset(name)
+            self.dataset(name)
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def dataset(self, name: str) -> COCOKeypoints:
         if name not in self.datasets:
             self.datasets[name] = self.build_dataset(name)
-        return DataLoader(
-            self.datasets[name],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-        )
+        return self.datasets[name]
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self.loader(self.dataset("train"), self.batch_size, self.num_workers, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self.loader(self.dataset("val"), self.batch_size, self.num_workers)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self.loader(self.dataset("test"), self.batch_size, self.num_workers)
 
-    def coco_gt(self, stage: str):
-        """The pycocotools ``COCO`` ground truth of a stage (loaded once)."""
-        if stage not in self._coco_gt:
-            import contextlib
-            import io
-
-            from pycocotools.coco import COCO
-
-            with contextlib.redirect_stdout(io.StringIO()):
-                self._coco_gt[stage] = COCO(str(self.paths(stage)[0]))
-        return self._coco_gt[stage]
-
-    def _current_stage(self) -> str:
-        trainer = getattr(self, "trainer", None)
-        return "test" if trainer is not None and trainer.testing else "val"
-
-    def evaluate(self, outputs: dict[str, np.ndarray], stage: str | None = None) -> dict[str, float]:
-        """OKS AP of gathered predictions (rescoring + per-image OKS-NMS + pycocotools) and calibration.
-
-        Args:
-            outputs: one row per sample of the stage's dataset (batch-contract gathered outputs):
-                "pred" (N, 17, 2) original pixels, "confidence" (N, 17), "image_id", "bbox_score",
-                "area" (N,), "index" (N,).
-            stage: "val" or "test"; default: "test" while the attached trainer is testing, else "val".
-
-        Returns:
-            AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL (pycocotools, in [0, 1]) and
-            oks_confidence_pearson (Pearson r between mean joint confidence and the OKS with the best
-            matching ground truth, over instances whose image has labeled people). When the outputs
-            cover the whole dataset, every image of the annotation file is evaluated; otherwise only
-            the images present (partial runs such as limit_val_batches).
-        """
-        stage = stage or self._current_stage()
-        if stage not in ("val", "test"):
-            raise ValueError(f"stage must be 'val' or 'test', got {stage!r}")
-        for key in ("pred", "confidence", "image_id", "bbox_score", "area"):
-            if key not in outputs:
-                raise ValueError(f"outputs is missing {key!r}; expected the gathered batch-contract outputs")
-        pred = np.asarray(outputs["pred"], dtype=np.float64)
-        confidence = np.asarray(outputs["confidence"], dtype=np.float64)
-        image_ids = np.asarray(outputs["image_id"]).reshape(-1).astype(np.int64)
-        box_scores = np.asarray(outputs["bbox_score"], dtype=np.float64).reshape(-1)
-        areas = np.asarray(outputs["area"], dtype=np.float64).reshape(-1)
-        scores = rescore_instances(confidence, box_scores, self.keypoint_score_threshold)
-
-        keep = []
-        for image_id in np.unique(image_ids):
-            rows = np.flatnonzero(image_ids == image_id)
-            keep.extend(rows[oks_nms(pred[rows], scores[rows], areas[rows], self.oks_nms_threshold)])
-        keep = np.sort(np.asarray(keep, dtype=int))
-        results = keypoint_results(image_ids[keep], pred[keep], confidence[keep], scores[keep])
-
-        coco = self.coco_gt(stage)
-        dataset = self.datasets.get(stage)
-        covered = "index" in outputs and dataset is not None and len(np.unique(outputs["index"])) == len(dataset)
-        metrics = coco_keypoint_ap(coco, results, image_ids=None if covered else np.unique(image_ids))
-        metrics["oks_confidence_pearson"] = self._calibration(coco, pred, confidence, image_ids)
-        self._write(stage, results, metrics)
-        return metrics
-
-    @staticmethod
-    def _calibration(coco, pred, confidence, image_ids) -> float:
-        instance_confidence, instance_oks = [], []  # (N, K) joint confidences, (N,) OKS
-        for image_id in np.unique(image_ids):
-            anns = [
-                a for a in coco.loadAnns(coco.getAnnIds(imgIds=[int(image_id)], iscrowd=False))
-                if a.get("num_keypoints", 0) > 0
-            ]
-            if not anns:
-                continue
-            gt = np.array([a["keypoints"] for a in anns], dtype=np.float64).reshape(len(anns), -1, 3)
-            rows = np.flatnonzero(image_ids == image_id)
-            oks = keypoint_oks(pred[rows], gt[..., :2], gt[..., 2] > 0, np.array([a["area"] for a in anns]), COCO_SIGMAS)
-            instance_oks.extend(oks.max(axis=1))
-            instance_confidence.extend(confidence[rows])
-        if not instance_oks:
-            return float("nan")
-        return calibration(np.array(instance_confidence), np.array(instance_oks))
-
-    def _write(self, stage: str, results: list[dict], metrics: dict[str, float]) -> None:
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None and not trainer.is_global_zero:
-            return
-        out = self.output_dir or (trainer.log_dir if trainer is not None else None)
-        if out is None:
-            return
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        split = self.splits[stage][0]
-        with open(out / f"coco_keypoints_{stage}_{split}_results.json", "w") as handle:
-            json.dump(results, handle)
-        with open(out / f"coco_keypoints_{stage}_{split}_metrics.json", "w") as handle:
-            json.dump(metrics, handle, indent=2)
-        log.info("wrote COCO keypoint results and metrics of %s to %s", stage, out)
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
 
 
 def _record(image: dict, image_dir, box, keypoints: np.ndarray, visible: np.ndarray, *, ann_id: int, area: float,

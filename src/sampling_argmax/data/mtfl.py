@@ -24,26 +24,26 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import cv2
-import lightning as L
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from sampling_argmax.data.base import LocalizationDataModule, inside_map, mirror_matrix, swap_pairs
 from sampling_argmax.data.transforms import (
     to_model_input,
     affine_matrix,
     apply_affine,
-    flip_keypoints,
     homogeneous,
     random_affine_params,
     warp_image,
 )
-from sampling_argmax.metrics.landmarks import evaluate_landmarks
 
 __all__ = [
     "LANDMARK_NAMES",
@@ -56,12 +56,13 @@ __all__ = [
     "crop_sample",
     "MTFLDataset",
     "MTFLDataModule",
-    "default_data_root",
 ]
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 FLIP_PAIRS = [(0, 1), (3, 4)]
 _FIELDS = "'path x1 x2 x3 x4 x5 y1 y2 y3 y4 y5 gender smile glasses pose'"
+#: Smallest distance between the eye landmarks of a valid face (original pixels).
+MIN_INTEROCULAR = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,14 +78,6 @@ class MTFLRecord:
     def subset(self) -> str:
         """Top folder of the image path (``lfw_5590``, ``net_7876``, ``AFLW``): the stratum of the split."""
         return self.image.parent.name
-
-
-def default_data_root() -> Path:
-    """``$SAMPLING_ARGMAX_DATA/MTFL`` if the variable is set, else the shared sample ``../shared/data/MTFL``."""
-    env = os.environ.get("SAMPLING_ARGMAX_DATA")
-    if env:
-        return Path(env) / "MTFL"
-    return Path(__file__).resolve().parents[4] / "shared" / "data" / "MTFL"
 
 
 def read_annotations(file: str | Path, image_root: str | Path | None = None, check_images: bool = True) -> list[MTFLRecord]:
@@ -130,13 +123,25 @@ def read_annotations(file: str | Path, image_root: str | Path | None = None, che
             raise ValueError(f"{where}: non-numeric value in {line.strip()!r}; expected {_FIELDS}") from None
         if not np.all(np.isfinite(values)):
             raise ValueError(f"{where}: non-finite landmark coordinate in {line.strip()!r}")
-        image = root / fields[0].replace("\\", "/")
+        relative = Path(fields[0].replace("\\", "/"))
+        if relative.is_absolute() or ".." in relative.parts or fields[0].startswith(("\\", "/")):
+            raise ValueError(
+                f"{where}: image path {fields[0]!r} leaves the data folder; paths must be relative to {root} "
+                "(e.g. lfw_5590\\Aaron_Eckhart_0001.jpg)"
+            )
+        image = root / relative
         if check_images and not image.is_file():
             raise FileNotFoundError(
                 f"{where}: image {image} does not exist; the annotation paths are relative to {root} "
                 "(download the full MTFL archive there, or fix the line)"
             )
         landmarks = np.stack([values[:5], values[5:]], axis=1)  # (5, 2) x, y
+        if np.linalg.norm(landmarks[0] - landmarks[1]) < MIN_INTEROCULAR:
+            raise ValueError(
+                f"{where}: the two eyes are {np.linalg.norm(landmarks[0] - landmarks[1]):.2g} px apart; the "
+                f"relative error divides by that distance, so a face needs eyes at least {MIN_INTEROCULAR} px "
+                "apart (fix or remove the line)"
+            )
         records.append(MTFLRecord(image, landmarks, attributes, where))  # type: ignore[arg-type]
     if not records:
         raise ValueError(f"{file} holds no annotation lines; expected one face a line: {_FIELDS}")
@@ -147,8 +152,9 @@ def split_train_val(records: list[MTFLRecord], val_size: int = 1000, seed: int =
     """Deterministic validation split, stratified over the image folders (``lfw_5590``, ``net_7876``).
 
     Each folder gives its proportional share of ``val_size`` (largest remainders), chosen by a
-    fixed-seed permutation that does not depend on the training seed. Returns (train, val) indices,
-    each sorted.
+    fixed-seed permutation that does not depend on the training seed. Lines naming the same image
+    (duplicates) go to the same side, so no face is both trained on and validated on; they count
+    once toward ``val_size``. Returns (train, val) indices, each sorted.
 
     Example:
         >>> recs = [MTFLRecord(Path(f"{d}/{i}.jpg"), np.zeros((5, 2)), (1, 1, 1, 3), "") for d, n in
@@ -157,23 +163,34 @@ def split_train_val(records: list[MTFLRecord], val_size: int = 1000, seed: int =
         >>> len(train), sum(recs[i].subset == "lfw_5590" for i in val)
         (90, 4)
     """
-    if not 0 < val_size < len(records):
-        raise ValueError(f"val_size={val_size} must be between 1 and {len(records) - 1} (the number of faces - 1)")
-    groups: dict[str, list[int]] = {}
+    by_image: dict[Path, list[int]] = {}
     for index, record in enumerate(records):
-        groups.setdefault(record.subset, []).append(index)
+        by_image.setdefault(record.image, []).append(index)
+    repeated = [lines for lines in by_image.values() if len(lines) > 1]
+    if repeated:
+        warnings.warn(
+            f"{len(repeated)} image(s) are annotated on several lines (e.g. {records[repeated[0][0]].source} and "
+            f"{records[repeated[0][1]].source}); each image is kept on one side of the train/val split",
+            stacklevel=2,
+        )
+    faces = [lines[0] for lines in by_image.values()]  # one representative line per image
+    if not 0 < val_size < len(faces):
+        raise ValueError(f"val_size={val_size} must be between 1 and {len(faces) - 1} (the number of images - 1)")
+    groups: dict[str, list[int]] = {}
+    for index in faces:
+        groups.setdefault(records[index].subset, []).append(index)
     names = sorted(groups)
-    quotas = np.array([val_size * len(groups[n]) / len(records) for n in names])
+    quotas = np.array([val_size * len(groups[n]) / len(faces) for n in names])
     counts = np.floor(quotas).astype(int)
     for i in np.argsort(-(quotas - counts), kind="stable")[: val_size - counts.sum()]:
         counts[i] += 1
     rng = np.random.default_rng(seed)
-    val: list[int] = []
+    chosen: set[int] = set()
     for name, count in zip(names, counts):
         members = np.array(groups[name])
-        val += members[rng.permutation(len(members))[:count]].tolist()
-    chosen = set(val)
-    return [i for i in range(len(records)) if i not in chosen], sorted(val)
+        for index in members[rng.permutation(len(members))[:count]].tolist():
+            chosen.update(by_image[records[index].image])
+    return [i for i in range(len(records)) if i not in chosen], sorted(chosen)
 
 
 def whole_image_box(width: int, height: int) -> tuple[np.ndarray, float]:
@@ -210,6 +227,7 @@ def crop_sample(
     input_size: int,
     heatmap_size: int,
     image_to_original: np.ndarray | None = None,
+    original_width: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Cut a square box out of ``image`` and map everything to input pixels and heatmap cells.
 
@@ -218,12 +236,14 @@ def crop_sample(
         landmarks: (5, 2) in original pixels.
         center, side: square source box in original pixels; rotated by ``rotation_deg`` about its centre
             (positive = content turns counter-clockwise on screen).
-        flip: mirror the crop horizontally and swap left/right landmarks (:data:`FLIP_PAIRS`).
+        flip: mirror the original image first (the contract's rule,
+            :func:`~sampling_argmax.data.base.mirror_matrix`), then crop; left/right landmarks are swapped.
         image_to_original: (3, 3) mapping ``image`` pixels -> original pixels (None: identity).
+        original_width: width of the original image (needed to mirror when ``image`` is a resized copy).
 
     Returns:
         "image" (S, S, 3) uint8, "target" (5, 2) heatmap cells, "target_weight" (5,) (0 where the
-        landmark falls outside the crop), "to_original" (3, 3) heatmap cells -> original pixels.
+        landmark falls outside the map), "to_original" (3, 3) float64 heatmap cells -> original pixels.
 
     Example:
         >>> out = crop_sample(np.zeros((100, 100, 3), np.uint8), np.full((5, 2), 49.5), np.array([49.5, 49.5]),
@@ -232,28 +252,28 @@ def crop_sample(
         ((64, 64, 3), [7.5, 7.5], [1.0, 1.0, 1.0, 1.0, 1.0])
     """
     box = (side, side)
-    to_input = homogeneous(affine_matrix(center, box, rotation_deg, (input_size, input_size)))
-    to_grid = homogeneous(affine_matrix(center, box, rotation_deg, (heatmap_size, heatmap_size)))
+    mirror = np.eye(3)
+    if flip:
+        if original_width is None:
+            if image_to_original is not None:
+                raise ValueError("crop_sample(flip=True) of a resized image needs original_width")
+            original_width = image.shape[1]
+        mirror = mirror_matrix(original_width)
+        center = apply_affine(center, mirror)
+    to_input = homogeneous(affine_matrix(center, box, rotation_deg, (input_size, input_size))) @ mirror
+    to_grid = homogeneous(affine_matrix(center, box, rotation_deg, (heatmap_size, heatmap_size))) @ mirror
     image_to_input = to_input if image_to_original is None else to_input @ image_to_original
     crop = warp_image(image, image_to_input[:2], (input_size, input_size))
     target = apply_affine(landmarks, to_grid)
-    weight = np.ones(len(landmarks), dtype=np.float64)
     if flip:
-        crop = np.ascontiguousarray(crop[:, ::-1])
-        target, weight = flip_keypoints(target, weight, heatmap_size, FLIP_PAIRS)
-        to_grid = _mirror(heatmap_size) @ to_grid  # so "to_original" undoes the mirror
-    inside = np.all((target >= -0.5) & (target <= heatmap_size - 0.5), axis=1)
+        target = target[swap_pairs(len(landmarks), FLIP_PAIRS)]
+    inside = inside_map(target, (heatmap_size, heatmap_size))
     return {
         "image": crop,
         "target": target.astype(np.float32),
-        "target_weight": (weight * inside).astype(np.float32),
+        "target_weight": inside.astype(np.float32),
         "to_original": np.linalg.inv(to_grid),
     }
-
-
-def _mirror(width: int) -> np.ndarray:
-    """(3, 3) horizontal mirror of an image/grid of ``width`` (pixel centres: x -> width - 1 - x)."""
-    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
 
 class MTFLDataset(Dataset):
@@ -328,7 +348,7 @@ class MTFLDataset(Dataset):
             side *= scale_factor
             flip = bool(rng.random() < self.flip_prob)
         out = crop_sample(image, record.landmarks, center, side, rotation, flip, self.input_size,
-                          self.heatmap_size, image_to_original)
+                          self.heatmap_size, image_to_original, original_width=width)
         return {
             "image": to_model_input(out["image"]),
             "target": torch.from_numpy(out["target"]),
@@ -341,10 +361,18 @@ class MTFLDataset(Dataset):
 
 
 def _read_rgb(record: MTFLRecord) -> np.ndarray:
-    image = cv2.imread(str(record.image), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"{record.source}: cannot read image {record.image} (missing or not an image file)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """Decode an image fully: a truncated or corrupt file is an error naming it, never a grey patch."""
+    try:
+        with Image.open(record.image) as image:
+            image.load()  # raises on truncated data instead of padding it with grey
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{record.source}: image {record.image} does not exist") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(
+            f"{record.source}: cannot decode image {record.image} ({error}); the file is truncated or not an "
+            "image: re-extract it from the MTFL archive or remove its line"
+        ) from None
 
 
 def cache_images(records: list[MTFLRecord], max_side: int, cache_dir: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -355,6 +383,8 @@ def cache_images(records: list[MTFLRecord], max_side: int, cache_dir: str | Path
     Returns ``(image (h, w, 3) uint8, (sx, sy) resize factors)`` per record.
     """
     cache_dir = Path(cache_dir).expanduser()
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise NotADirectoryError(f"--data.cache_dir {cache_dir} is a file; give a folder for the decoded-image cache")
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha1(("\n".join(str(r.image) for r in records) + f"|{max_side}").encode()).hexdigest()[:16]
     pixels_file, index_file = cache_dir / f"mtfl_{key}.npy", cache_dir / f"mtfl_{key}_index.npy"
@@ -375,10 +405,19 @@ def cache_images(records: list[MTFLRecord], max_side: int, cache_dir: str | Path
             partial = target.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(partial, array)
             os.replace(partial, target)
-    pixels = np.load(pixels_file, mmap_mode="r")
-    rows = np.load(index_file)
-    if len(rows) != len(records):
-        raise ValueError(f"image cache {index_file} does not match the annotation list; delete {cache_dir} and rerun")
+    try:
+        pixels = np.load(pixels_file, mmap_mode="r")
+        rows = np.load(index_file)
+        valid = (rows.ndim == 2 and rows.shape == (len(records), 5) and pixels.ndim == 1
+                 and int((rows[:, 1] * rows[:, 2] * 3).sum()) == pixels.size)
+    except (OSError, ValueError, EOFError) as error:
+        valid, rows = False, error
+    if not valid:
+        raise ValueError(
+            f"the decoded-image cache {pixels_file} / {index_file} is corrupt or does not match the annotation "
+            f"list ({rows if isinstance(rows, Exception) else 'sizes differ'}); delete those two files (or the "
+            f"folder {cache_dir}) and rerun: the cache is rebuilt from the JPEGs"
+        )
     out = []
     for offset, height, width, sx, sy in rows:
         start, h, w = int(offset), int(height), int(width)
@@ -386,14 +425,14 @@ def cache_images(records: list[MTFLRecord], max_side: int, cache_dir: str | Path
     return out
 
 
-class MTFLDataModule(L.LightningDataModule):
+class MTFLDataModule(LocalizationDataModule):
     """MTFL train/validation from ``training.txt``, test from ``testing.txt`` (official layout).
 
     The validation split is ``val_size`` faces carved out of ``training.txt`` (stratified over
     ``lfw_5590``/``net_7876``, fixed seed); the official test split is read only by ``test``.
 
     Args:
-        data_root: the MTFL folder; default ``$SAMPLING_ARGMAX_DATA/MTFL``, else ``../shared/data/MTFL``.
+        data_root: the MTFL folder; default ``$SAMPLING_ARGMAX_DATA/MTFL``.
         input_size: square network input (256 in Appendix A).
         heatmap_size: the model's output grid (input / 32 × 2**num_deconv; 64 in Appendix A).
         batch_size, num_workers: loaders.
@@ -406,9 +445,13 @@ class MTFLDataModule(L.LightningDataModule):
             a full MTFL copy), ``"val"`` = the validation split (for copies without the test split).
         whole_frame_prob, tight_range, scale, rotation, rotation_prob, flip_prob: training framing and
             augmentation (:class:`MTFLDataset`).
+
+    Evaluated by :class:`~sampling_argmax.metrics.landmarks.LandmarkEvaluator` (samples carry
+    "landmarks" and "interocular" in original pixels).
     """
 
     task = "mtfl"
+    data_folder = "MTFL"
     num_keypoints = 5
     flip_pairs = FLIP_PAIRS
 
@@ -439,7 +482,9 @@ class MTFLDataModule(L.LightningDataModule):
             raise ValueError(f"test_split={test_split!r} must be 'official' (testing.txt) or 'val' (the split of training.txt)")
         if train_samples_per_epoch is not None and train_samples_per_epoch < 1:
             raise ValueError(f"train_samples_per_epoch={train_samples_per_epoch} must be >= 1 or None (all faces)")
-        self.data_root = Path(data_root) if data_root else default_data_root()
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
+        self.data_root = self.resolve_data_root(data_root)
         self.input_size, self.heatmap_size = input_size, heatmap_size
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_size, self.split_seed = val_size, split_seed
@@ -496,10 +541,12 @@ class MTFLDataModule(L.LightningDataModule):
         return self._loader(self.test_set)
 
     def _loader(self, dataset: Dataset, sampler=None, drop_last: bool = False) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=drop_last,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return self.loader(dataset, self.batch_size, self.num_workers, sampler=sampler, drop_last=drop_last)
 
-    def evaluate(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
-        """Abs./rel. error (original pixels, % of inter-ocular), per landmark, calibration (Pearson)."""
-        return evaluate_landmarks(outputs["pred"], outputs["landmarks"], outputs["interocular"],
-                                  outputs.get("confidence"))
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (3, self.input_size, self.input_size)
+
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        return (self.heatmap_size, self.heatmap_size)

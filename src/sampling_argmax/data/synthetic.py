@@ -25,16 +25,24 @@ Example:
     >>> sample = SyntheticLandmarks("val", length=4, dims=2, num_keypoints=3, size=64)[0]
     >>> sample["image"].shape, sample["target"].shape, sample["keypoints"].shape
     (torch.Size([1, 64, 64]), torch.Size([3, 2]), torch.Size([3, 2]))
+    >>> dm = SyntheticDataModule(dims=1, num_keypoints=2, val_size=5, batch_size=4)
+    >>> batch = next(iter(dm.val_dataloader()))
+    >>> batch["signal"].shape, batch["target"].shape, dm.map_shape
+    (torch.Size([4, 1, 256]), torch.Size([4, 2, 1]), (128,))
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
+
+from sampling_argmax.data.base import LocalizationDataModule
 
 __all__ = [
     "SyntheticLandmarks",
+    "SyntheticDataModule",
+    "INPUT_KEY",
     "render_landmarks_2d",
     "render_boundaries_1d",
     "render_landmarks_3d",
@@ -47,6 +55,8 @@ OUTPUT_STRIDE = 2
 #: Split name -> stream id mixed into the seed, so train/val/test never share a sample.
 SPLITS = {"train": 0, "val": 1, "test": 2}
 _MAX_KEYPOINTS = {1: 4, 2: 4, 3: 3}
+#: Batch key of the input of each dimension (the task contract's modalities).
+INPUT_KEY = {1: "signal", 2: "image", 3: "volume"}
 
 
 def _stroke(distance: np.ndarray, width: float) -> np.ndarray:
@@ -239,7 +249,8 @@ class SyntheticLandmarks(Dataset):
         occlusion: probability that a landmark is partly occluded (shadowed in 1D).
         noise: std of the additive Gaussian noise.
 
-    Items follow the batch contract: "image" (1, *grid_in) normalized, "target" (K, dims) in output
+    Items follow the batch contract: "signal" (1, W), "image" (1, H, W) or "volume" (1, D, H, W), normalized
+    (see :data:`INPUT_KEY`), "target" (K, dims) in output
     cells, "target_weight" (K,), "index", "to_original" (dims+1, dims+1), and "keypoints" (K, dims) in
     input pixels.
     """
@@ -264,7 +275,7 @@ class SyntheticLandmarks(Dataset):
         self.split, self.length, self.dims, self.num_keypoints = split, length, dims, num_keypoints
         self.size, self.seed = size, seed
         self.options = {"distractors": distractors, "occlusion": occlusion, "noise": noise}
-        to_original = np.eye(dims + 1, dtype=np.float32)
+        to_original = np.eye(dims + 1, dtype=np.float64)
         to_original[:dims, :dims] *= OUTPUT_STRIDE
         to_original[:dims, dims] = (OUTPUT_STRIDE - 1) / 2
         self.to_original = torch.from_numpy(to_original)
@@ -279,10 +290,109 @@ class SyntheticLandmarks(Dataset):
         signal, keypoints = _RENDER[self.dims](rng, self.size, self.num_keypoints, **self.options)
         keypoints = torch.as_tensor(keypoints, dtype=torch.float32)
         return {
-            "image": torch.from_numpy((signal - 0.5) / 0.25)[None],
+            INPUT_KEY[self.dims]: torch.from_numpy((signal - 0.5) / 0.25)[None],
             "target": (keypoints - (OUTPUT_STRIDE - 1) / 2) / OUTPUT_STRIDE,
             "target_weight": torch.ones(self.num_keypoints),
             "index": index,
             "to_original": self.to_original,
             "keypoints": keypoints,
         }
+
+
+_DEFAULT_SIZE = {1: 256, 2: 48, 3: 24}
+
+
+class _Materialized(Dataset):
+    """A fixed split generated once and kept in memory (validation and test are evaluated every epoch)."""
+
+    def __init__(self, source: Dataset) -> None:
+        self.items = [source[i] for i in range(len(source))]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        return self.items[index]
+
+
+class SyntheticDataModule(LocalizationDataModule):
+    """Procedural landmarks (2D images), boundaries (1D signals) or landmarks in volumes (3D).
+
+    Training samples are drawn on the fly from ``(seed, index)``; validation and test are fixed sets
+    of other seeds. Evaluated by :class:`~sampling_argmax.metrics.localization.KeypointEvaluator`
+    (samples carry "keypoints" in input pixels).
+
+    Args:
+        dims: 1, 2 or 3.
+        num_keypoints: K.
+        size: input side in pixels; None = 256 (1D), 48 (2D), 24 (3D).
+        train_size, val_size, test_size: samples per split. The training split is a pool that is
+            reshuffled every epoch; the default configs make short epochs with
+            ``trainer.limit_train_batches`` so that per-epoch schedules (τ, learning rate) see many epochs.
+        batch_size: per process.
+        num_workers: dataloader workers.
+        seed: base seed of the generated data (independent of the training seed).
+        distractors, occlusion, noise: difficulty, see :class:`SyntheticLandmarks`.
+    """
+
+    def __init__(
+        self,
+        dims: int = 2,
+        num_keypoints: int = 3,
+        size: int | None = None,
+        train_size: int = 8192,
+        val_size: int = 300,
+        test_size: int = 300,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        distractors: int = 2,
+        occlusion: float = 0.4,
+        noise: float = 0.08,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(f"need batch_size >= 1 and num_workers >= 0; got {batch_size}, {num_workers}")
+        if dims not in _DEFAULT_SIZE:
+            raise ValueError(f"dims={dims} must be 1, 2 or 3")
+        self.save_hyperparameters()
+        self.dims, self.num_keypoints = dims, num_keypoints
+        self.size = _DEFAULT_SIZE[dims] if size is None else size
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.task = f"synthetic{dims}d"
+        options = {
+            "dims": dims, "num_keypoints": num_keypoints, "size": self.size, "seed": seed,
+            "distractors": distractors, "occlusion": occlusion, "noise": noise,
+        }
+        # built here (cheap, lazy) so that bad arguments fail at construction, not mid-run
+        self.splits = {
+            "train": SyntheticLandmarks("train", train_size, **options),
+            "val": SyntheticLandmarks("val", val_size, **options),
+            "test": SyntheticLandmarks("test", test_size, **options),
+        }
+        self._materialized: dict[str, Dataset] = {}
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (1,) + (self.size,) * self.dims
+
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        return (self.size // OUTPUT_STRIDE,) * self.dims
+
+    def _fixed(self, split: str) -> Dataset:
+        if split not in self._materialized:
+            self._materialized[split] = _Materialized(self.splits[split])
+        return self._materialized[split]
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self.splits["train"], self.batch_size, self.num_workers, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader(self._fixed("val"), self.batch_size, self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self._fixed("test"), self.batch_size, self.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()

@@ -1,7 +1,7 @@
 """COCO keypoint evaluation: OKS, instance rescoring, OKS-NMS, OKS AP (pycocotools).
 
 Pure functions on numpy arrays; :func:`coco_keypoint_ap` is the only one that touches pycocotools.
-The pipeline of a top-down evaluation (``COCODataModule.evaluate``) is::
+The pipeline of a top-down evaluation (:class:`COCOEvaluator`) is::
 
     scores = rescore_instances(confidence, box_scores)          # box score x mean confident-joint score
     keep = oks_nms(keypoints, scores, areas)                     # per image
@@ -22,9 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
+
+from sampling_argmax.metrics.base import EvaluationContext, Evaluator, require
+from sampling_argmax.metrics.calibration import calibration
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "COCO_SIGMAS",
@@ -34,6 +42,8 @@ __all__ = [
     "oks_nms",
     "keypoint_results",
     "coco_keypoint_ap",
+    "load_coco",
+    "COCOEvaluator",
 ]
 
 #: Per-keypoint OKS constants of the 17 COCO keypoints (the values pycocotools uses).
@@ -221,3 +231,109 @@ def coco_keypoint_ap(coco_gt, results: list[dict], image_ids: Sequence[int] | No
         evaluator.accumulate()
         evaluator.summarize()
     return {name: float(value) for name, value in zip(COCO_METRIC_NAMES, evaluator.stats)}
+
+
+def load_coco(ann_file: str | Path):
+    """A ``pycocotools.coco.COCO`` ground truth, quietly, with a clear error for a bad file."""
+    from pycocotools.coco import COCO
+
+    path = Path(ann_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"COCO annotation file {path} not found (the evaluated split's ground truth)")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return COCO(str(path))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"pycocotools cannot read {path} ({type(error).__name__}: {error}); is it a COCO "
+                         "person_keypoints json?") from error
+
+
+class COCOEvaluator(Evaluator):
+    """OKS AP of top-down predictions: rescoring, per-image OKS-NMS, pycocotools; and calibration.
+
+    Reads "pred" (N, 17, 2) original pixels, "confidence" (N, 17), "image_id", "bbox_score", "area"
+    (N,). Needs ``references["ann_file"]`` (the split's annotation json) and ``references["split"]``
+    (its name, for file names). When the outputs cover the whole split (``context.num_samples``) every
+    image of the annotation file is evaluated; otherwise only the images present (partial runs such as
+    ``limit_val_batches``). Writes ``coco_keypoints_<stage>_<split>_results.json`` and ``..._metrics.json``.
+
+    Returns AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL (in [0, 1]) and ``oks_confidence_pearson``
+    (Pearson r between mean joint confidence and the OKS with the best-matching ground truth, over
+    instances whose image has labeled people).
+
+    Args:
+        keypoint_score_threshold: joints above it count in an instance's rescoring (SimpleBaseline: 0.2).
+        oks_nms_threshold: OKS above which the lower-scored of two instances is dropped (0.9).
+    """
+
+    def __init__(self, keypoint_score_threshold: float = 0.2, oks_nms_threshold: float = 0.9) -> None:
+        if not 0 <= keypoint_score_threshold <= 1 or not 0 < oks_nms_threshold <= 1:
+            raise ValueError(
+                f"need 0 <= keypoint_score_threshold <= 1 and 0 < oks_nms_threshold <= 1, got "
+                f"{keypoint_score_threshold}, {oks_nms_threshold}"
+            )
+        self.keypoint_score_threshold = float(keypoint_score_threshold)
+        self.oks_nms_threshold = float(oks_nms_threshold)
+        self._ground_truth: dict[str, object] = {}
+
+    def ground_truth(self, ann_file: str | Path):
+        """The loaded ground truth of ``ann_file`` (once per file)."""
+        key = str(ann_file)
+        if key not in self._ground_truth:
+            self._ground_truth[key] = load_coco(ann_file)
+        return self._ground_truth[key]
+
+    def __call__(self, outputs: Mapping[str, np.ndarray], context: EvaluationContext) -> dict[str, float]:
+        require(outputs, ("pred", "confidence", "image_id", "bbox_score", "area"), type(self).__name__)
+        if "ann_file" not in context.references:
+            raise ValueError("COCOEvaluator needs references['ann_file'] from the data module (COCODataModule)")
+        pred = np.asarray(outputs["pred"], dtype=np.float64)
+        confidence = np.asarray(outputs["confidence"], dtype=np.float64)
+        image_ids = np.asarray(outputs["image_id"]).reshape(-1).astype(np.int64)
+        box_scores = np.asarray(outputs["bbox_score"], dtype=np.float64).reshape(-1)
+        areas = np.asarray(outputs["area"], dtype=np.float64).reshape(-1)
+        scores = rescore_instances(confidence, box_scores, self.keypoint_score_threshold)
+
+        keep = []
+        for image_id in np.unique(image_ids):
+            rows = np.flatnonzero(image_ids == image_id)
+            keep.extend(rows[oks_nms(pred[rows], scores[rows], areas[rows], self.oks_nms_threshold)])
+        keep = np.sort(np.asarray(keep, dtype=int))
+        results = keypoint_results(image_ids[keep], pred[keep], confidence[keep], scores[keep])
+
+        coco = self.ground_truth(context.references["ann_file"])
+        covered = context.num_samples is not None and len(pred) == context.num_samples
+        metrics = coco_keypoint_ap(coco, results, image_ids=None if covered else np.unique(image_ids))
+        metrics["oks_confidence_pearson"] = _oks_calibration(coco, pred, confidence, image_ids)
+        if context.output_dir is not None:
+            _write(Path(context.output_dir), f"{context.stage}_{context.references.get('split', '')}", results,
+                   metrics)
+        return metrics
+
+
+def _oks_calibration(coco, pred: np.ndarray, confidence: np.ndarray, image_ids: np.ndarray) -> float:
+    instance_confidence, instance_oks = [], []  # (N, K) joint confidences, (N,) OKS
+    for image_id in np.unique(image_ids):
+        anns = [
+            a for a in coco.loadAnns(coco.getAnnIds(imgIds=[int(image_id)], iscrowd=False))
+            if a.get("num_keypoints", 0) > 0
+        ]
+        if not anns:
+            continue
+        gt = np.array([a["keypoints"] for a in anns], dtype=np.float64).reshape(len(anns), -1, 3)
+        rows = np.flatnonzero(image_ids == image_id)
+        oks = keypoint_oks(pred[rows], gt[..., :2], gt[..., 2] > 0, np.array([a["area"] for a in anns]), COCO_SIGMAS)
+        instance_oks.extend(oks.max(axis=1))
+        instance_confidence.extend(confidence[rows])
+    if not instance_oks:
+        return float("nan")
+    return calibration(np.array(instance_confidence), np.array(instance_oks))
+
+
+def _write(out: Path, name: str, results: list[dict], metrics: dict[str, float]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / f"coco_keypoints_{name}_results.json", "w") as handle:
+        json.dump(results, handle)
+    with open(out / f"coco_keypoints_{name}_metrics.json", "w") as handle:
+        json.dump(metrics, handle, indent=2)
+    log.info("wrote COCO keypoint results and metrics (%s) to %s", name, out)

@@ -12,10 +12,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from sampling_argmax.metrics.base import EvaluationContext, Evaluator, require
 from sampling_argmax.metrics.calibration import calibration
 from sampling_argmax.metrics.localization import keypoint_errors
 
@@ -25,6 +26,7 @@ __all__ = [
     "relative_error",
     "per_landmark_errors",
     "evaluate_landmarks",
+    "LandmarkEvaluator",
 ]
 
 
@@ -129,3 +131,21 @@ def evaluate_landmarks(
             raise ValueError(f"confidence must have shape (N, K) = {normalized.shape}, got {confidence.shape}")
         metrics["calibration"] = calibration(confidence, -normalized.mean(axis=1))
     return metrics
+
+
+class LandmarkEvaluator(Evaluator):
+    """Facial-landmark metrics of :func:`evaluate_landmarks` (MTFL's evaluator).
+
+    Reads "pred" and "landmarks" (original pixels), "interocular" (original pixels) and "confidence".
+
+    Args:
+        names: landmark names of the per-landmark keys (MTFL's five by default).
+    """
+
+    def __init__(self, names: Sequence[str] = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")) -> None:
+        self.names = tuple(names)
+
+    def __call__(self, outputs: Mapping[str, np.ndarray], context: EvaluationContext) -> dict[str, float]:
+        require(outputs, ("pred", "landmarks", "interocular", "confidence"), type(self).__name__)
+        return evaluate_landmarks(outputs["pred"], outputs["landmarks"], outputs["interocular"],
+                                  outputs["confidence"], self.names)

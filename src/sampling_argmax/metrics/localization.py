@@ -12,9 +12,14 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-__all__ = ["keypoint_errors", "mean_keypoint_error", "pck", "instance_errors"]
+from sampling_argmax.metrics.base import EvaluationContext, Evaluator, require
+from sampling_argmax.metrics.calibration import calibration
+
+__all__ = ["keypoint_errors", "mean_keypoint_error", "pck", "instance_errors", "KeypointEvaluator"]
 
 
 def _checked(pred: np.ndarray, target: np.ndarray, weight: np.ndarray | None) -> tuple[np.ndarray, ...]:
@@ -74,3 +79,27 @@ def pck(
         return float("nan")
     hits = np.linalg.norm(pred - target, axis=-1) <= threshold
     return float((hits * weight).sum() / total)
+
+
+class KeypointEvaluator(Evaluator):
+    """Generic keypoint metrics in the units of the outputs' ``"keypoints"`` (original units).
+
+    ``mean_error``, ``pck`` (error <= ``pck_threshold``) and ``calibration`` (Pearson of the instance's
+    mean confidence with minus its mean error). Reads "pred", "keypoints", "confidence" and, when present,
+    "target_weight" (0 = not labeled). The evaluator of the synthetic tasks.
+    """
+
+    def __init__(self, pck_threshold: float = 2.0) -> None:
+        if not pck_threshold > 0:
+            raise ValueError(f"pck_threshold must be > 0 (a distance in original units), got {pck_threshold}")
+        self.pck_threshold = float(pck_threshold)
+
+    def __call__(self, outputs: Mapping[str, np.ndarray], context: EvaluationContext) -> dict[str, float]:
+        require(outputs, ("pred", "keypoints", "confidence"), type(self).__name__)
+        pred, truth, weight = outputs["pred"], outputs["keypoints"], outputs.get("target_weight")
+        errors = instance_errors(pred, truth, weight)
+        return {
+            "mean_error": mean_keypoint_error(pred, truth, weight),
+            "pck": pck(pred, truth, self.pck_threshold, weight),
+            "calibration": calibration(outputs["confidence"], -errors, weight),
+        }

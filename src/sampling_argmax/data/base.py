@@ -1,0 +1,180 @@
+"""The task contract: what every dataset gives the one generic training module.
+
+A task is three things and nothing in ``training/``:
+
+1. a :class:`LocalizationDataModule` subclass (``data/<task>.py``): its loaders yield :class:`Batch`
+   dicts, and it states ``task``, ``num_keypoints``, ``flip_pairs``, the per-sample ``input_shape`` and
+   ``map_shape`` (checked against the model before the first step), the mirror of an input, and the
+   ``references`` an evaluator needs;
+2. an evaluator (``metrics/<task>.py``, a :class:`~sampling_argmax.metrics.base.Evaluator`) that turns the
+   gathered outputs into metrics with the pure functions of ``metrics/`` and writes its files;
+3. a YAML config (``configs/<task>.yaml``) naming the data module, the model, the evaluator and the
+   default method. docs/tasks.md walks through a toy task.
+
+Conventions shared by every task (one rule each):
+
+* a sample's input sits under exactly one key of :data:`INPUT_KEYS`;
+* ``target`` is in map units: grid cells in x, y(, z) order (cell ``i`` centred at ``i``) or, on point
+  sets, the points' own coordinates; ``target_weight`` ``>= 0`` (0 = unlabeled or outside the map);
+* a keypoint is inside the map when every coordinate lies in ``[-0.5, n - 0.5]`` (:func:`inside_map`);
+* ``to_original`` is a float64 homogeneous matrix from map units to the original image/object;
+* a horizontal flip mirrors x about the centre of the input (:func:`mirror_matrix`) and swaps the
+  ``flip_pairs``; the map of a mirrored input is the mirrored map (:meth:`LocalizationDataModule.mirror`).
+
+Example:
+    >>> batch = {"image": torch.zeros(2, 3, 64, 64), "target": torch.zeros(2, 5, 2), "index": torch.arange(2)}
+    >>> input_key(batch)
+    'image'
+    >>> inside_map(np.array([[-0.5, 3.0], [2.0, 3.6]]), (4, 4)).tolist()
+    [True, False]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypedDict
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+__all__ = [
+    "INPUT_KEYS",
+    "DATA_ENV",
+    "Batch",
+    "LocalizationDataModule",
+    "input_key",
+    "inside_map",
+    "mirror_matrix",
+    "swap_pairs",
+]
+
+#: Keys a model input may sit under, one per modality.
+INPUT_KEYS = ("image", "volume", "signal", "points")
+#: Environment variable naming the folder that holds every dataset (``$SAMPLING_ARGMAX_DATA/<folder>``).
+DATA_ENV = "SAMPLING_ARGMAX_DATA"
+
+
+class Batch(TypedDict, total=False):
+    """A collated batch. Exactly one input key; any other key is a free extra carried to the evaluator."""
+
+    image: Tensor  # (B, C, H, W)
+    volume: Tensor  # (B, C, D, H, W)
+    signal: Tensor  # (B, C, W)
+    points: Tensor  # (B, N, d), also passed to the method's read-out
+    target: Tensor  # (B, K, dims) map units
+    target_weight: Tensor  # (B, K) >= 0
+    index: Tensor  # (B,) dataset index: de-duplicates DDP outputs
+    to_original: Tensor  # (B, dims + 1, dims + 1) float64, map units -> original units
+
+
+def input_key(batch: dict[str, Any]) -> str:
+    """The one key of :data:`INPUT_KEYS` present in ``batch``."""
+    present = [key for key in INPUT_KEYS if key in batch]
+    if len(present) != 1:
+        raise ValueError(
+            f"a batch must hold exactly one model input under one of {INPUT_KEYS}; it has {present or 'none'} "
+            f"(keys: {sorted(batch)}). Fix the dataset's __getitem__"
+        )
+    return present[0]
+
+
+def inside_map(target: np.ndarray, map_size_xyz: Sequence[int]) -> np.ndarray:
+    """(K,) bool: every coordinate of a (K, dims) target lies in ``[-0.5, n - 0.5]`` of its axis."""
+    sizes = np.asarray(map_size_xyz, dtype=np.float64)
+    return np.all((target >= -0.5) & (target <= sizes - 0.5), axis=-1)
+
+
+def mirror_matrix(width: float) -> np.ndarray:
+    """(3, 3) horizontal mirror of an image or grid of ``width`` pixels/cells: x -> width - 1 - x."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def swap_pairs(num_keypoints: int, pairs: Sequence[Sequence[int]]) -> list[int]:
+    """Keypoint order after a mirror: left and right of each pair exchanged."""
+    order = list(range(num_keypoints))
+    for left, right in pairs:
+        if not (0 <= left < num_keypoints and 0 <= right < num_keypoints):
+            raise ValueError(f"flip pair ({left}, {right}) is outside 0..{num_keypoints - 1}")
+        order[left], order[right] = right, left
+    return order
+
+
+class LocalizationDataModule(L.LightningDataModule):
+    """Base of every task's DataModule (the contract of the module docstring).
+
+    Subclasses set ``task`` and ``num_keypoints`` (class attributes or properties), ``flip_pairs`` when the
+    task has a mirror symmetry, and implement the loaders, ``input_shape`` and ``map_shape``. They never
+    touch the trainer and import no metrics.
+    """
+
+    #: Task name: run folders (``runs/<task>/<method>``) and reports.
+    task: str = ""
+    #: Keypoints per sample (K).
+    num_keypoints: int = 0
+    #: (left, right) keypoint pairs swapped by a mirror; None = the task has no mirror symmetry.
+    flip_pairs: Sequence[tuple[int, int]] | None = None
+    #: Folder of the dataset under ``$SAMPLING_ARGMAX_DATA``; "" = no files needed (synthetic tasks).
+    data_folder: str = ""
+
+    # ---------------------------------------------------------------- what the training module checks
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's model input: (C, *spatial) on grids, (N, d) on point sets."""
+        raise NotImplementedError(f"{type(self).__name__} must define input_shape")
+
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        """The model's per-keypoint output for one sample: the grid (*grid) or (N,) points."""
+        raise NotImplementedError(f"{type(self).__name__} must define map_shape")
+
+    def mirror(self, key: str, value: Tensor) -> Tensor:
+        """Mirror a batch's input (under ``key``) for the flip test. Grids: reverse the last (x) axis.
+
+        Point-set tasks override this (e.g. negate x); the maps over points then need no mirroring.
+        """
+        if key == "points":
+            raise ValueError(f"{type(self).__name__} must define mirror() for point sets to use flip_test")
+        return value.flip(-1)
+
+    def references(self, stage: str) -> dict[str, Any]:
+        """What an evaluator needs beyond the gathered outputs (e.g. an annotation file); {} by default."""
+        return {}
+
+    # ---------------------------------------------------------------- helpers for subclasses
+
+    def resolve_data_root(self, data_root: str | os.PathLike | None) -> Path:
+        """The argument if given, else ``$SAMPLING_ARGMAX_DATA/<data_folder>``; a clear error otherwise."""
+        name = type(self).__name__
+        if data_root is not None and str(data_root) != "":
+            root = Path(data_root).expanduser()
+            source = f"--data.data_root {root}"
+        else:
+            env = os.environ.get(DATA_ENV)
+            if not env:
+                raise ValueError(
+                    f"{name} needs its data folder: pass --data.data_root /path/to/{self.data_folder} or set "
+                    f"{DATA_ENV} to the folder that holds {self.data_folder}/"
+                )
+            root = Path(env).expanduser() / self.data_folder
+            source = f"${DATA_ENV}/{self.data_folder} = {root}"
+        if root.exists() and not root.is_dir():
+            raise NotADirectoryError(f"{source} is a file; it must be the {self.data_folder} data folder")
+        if not root.exists():
+            raise FileNotFoundError(
+                f"{source} does not exist; point --data.data_root (or {DATA_ENV}) at the {self.data_folder} folder"
+            )
+        return root
+
+    def loader(self, dataset: Dataset, batch_size: int, num_workers: int, shuffle: bool = False,
+               sampler: Sampler | None = None, drop_last: bool = False) -> DataLoader:
+        """The one DataLoader recipe of every task."""
+        return DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, drop_last=drop_last,
+            num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available(),
+        )
