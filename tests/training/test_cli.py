@@ -8,7 +8,9 @@ import pytest
 import torch
 import yaml
 
-from sampling_argmax.training.cli import DEFAULTS, SamplingArgmaxCLI, main
+from sampling_argmax.data.synthetic import INPUT_KEY
+from sampling_argmax.training.cli import main
+from sampling_argmax.training.lightning_cli import DEFAULTS, SamplingArgmaxCLI
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
@@ -55,7 +57,7 @@ def test_other_synthetic_configs_build_matching_model_and_data(name):
     cli = SamplingArgmaxCLI(args=["--config", str(REPO / "configs" / name), "--trainer.logger", "false"], run=False)
     data = cli.datamodule
     sample = data.splits["val"][0]
-    logits = cli.model(sample["image"][None])
+    logits = cli.model(sample[INPUT_KEY[data.dims]][None])
     assert logits.shape[1] == data.num_keypoints and logits.dim() == data.dims + 2
 
 
@@ -71,16 +73,18 @@ def test_fit_is_reproducible_from_seed_and_test_reads_last(tmp_path, capsys):
     assert (next((roots[0] / "logs").glob("version_*/csv/metrics.csv"))).is_file()
     main(["test", *TINY_FIT, "--trainer.default_root_dir", str(roots[0]), "--ckpt_path", "last"])
     assert "test/mean_error" in capsys.readouterr().out
-    # a checkpoint file alone rebuilds model and method (hyper-parameters recorded by the CLI)
-    main(["validate", *TINY_FIT, "--model.method", "sampling_argmax.methods.SoftArgmaxMethod",
-          "--trainer.default_root_dir", str(tmp_path / "c"), "--ckpt_path", str(roots[0] / "checkpoints" / "last.ckpt")])
-    assert "val/num_samples" in capsys.readouterr().out
+    # a checkpoint file alone rebuilds model and method (hyper-parameters recorded by the CLI), and says so
+    ckpt = str(roots[0] / "checkpoints" / "last.ckpt")
+    main(["validate", *TINY_FIT, "--trainer.default_root_dir", str(tmp_path / "c"), "--ckpt_path", ckpt])
+    out = capsys.readouterr().out
+    assert "val/num_samples" in out and f"validate: weights {ckpt}" in out and "method samp_tri" in out
 
 
 def test_default_run_folder_is_task_and_method(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli = SamplingArgmaxCLI(args=[*TINY_FIT, "--model.method", "sampling_argmax.methods.SoftArgmaxMethod"], run=False)
+    cli = SamplingArgmaxCLI(args=[*TINY_FIT, "--method", "soft"], run=False)
     assert Path(cli.trainer.default_root_dir) == Path("runs") / "synthetic2d" / "soft"
+    assert cli.model.method.name == "soft"
     checkpoints = [c for c in cli.trainer.callbacks if type(c).__name__ == "ModelCheckpoint"]
     assert {Path(c.dirpath) for c in checkpoints} == {tmp_path / "runs" / "synthetic2d" / "soft" / "checkpoints"}
     assert any(c._every_n_train_steps == 50 for c in checkpoints)

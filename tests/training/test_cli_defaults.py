@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from sampling_argmax.training.cli import SamplingArgmaxCLI
+from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 
-COCO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "coco" / "soft.yaml"
+COCO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "coco.yaml"
 
 
 def test_builtin_defaults_apply_without_config():
@@ -34,7 +34,7 @@ def test_every_task_config_keeps_resumable_checkpoints(tmp_path, shared_data):
 
     assert CONFIGS, "no YAML configs found under configs/"
     for config in CONFIGS:
-        data = ["--data.data_root", str(shared_data / "coco" / "coco-mini")] if config.parent.name == "coco" else []
+        data = ["--data.data_root", str(shared_data / "coco" / "coco-mini")] if config.stem == "coco" else []
         cli = SamplingArgmaxCLI(
             args=["--config", str(config), *data, "--trainer.logger", "false",
                   "--trainer.default_root_dir", str(tmp_path)],

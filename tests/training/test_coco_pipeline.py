@@ -9,6 +9,8 @@ import torch
 
 from sampling_argmax.data.coco import COCODataModule, load_person_records
 from sampling_argmax.methods import paper_method
+from sampling_argmax.metrics.base import EvaluationContext
+from sampling_argmax.metrics.coco import COCOEvaluator
 from sampling_argmax.models import ResNetDeconv
 
 
@@ -49,9 +51,7 @@ def _box_iou(a, b):
 
 
 def test_detection_path_model_forward_and_evaluate(coco_root, tmp_path):
-    module = _detection_module(
-        coco_root, batch_size=59, input_size=(64, 96), heatmap_size=(16, 24), output_dir=str(tmp_path)
-    )
+    module = _detection_module(coco_root, batch_size=59, input_size=(64, 96), heatmap_size=(16, 24))
     module.setup("test")
     dataset = module.datasets["test"]
     assert len(dataset) == 118
@@ -65,12 +65,14 @@ def test_detection_path_model_forward_and_evaluate(coco_root, tmp_path):
             assert logits.shape[-2:] == (24, 16)
             grid = method.predict(logits)
             homogeneous = torch.cat([grid, torch.ones_like(grid[..., :1])], dim=-1)
-            rows["pred"].append(torch.einsum("bij,bkj->bki", batch["to_original"], homogeneous)[..., :2])
+            rows["pred"].append(torch.einsum("bij,bkj->bki", batch["to_original"], homogeneous.double())[..., :2])
             rows["confidence"].append(method.confidence(logits))
             for key in ("index", "image_id", "bbox_score", "area"):
                 rows[key].append(batch[key])
     outputs = {key: torch.cat(value).numpy() for key, value in rows.items()}
-    metrics = module.evaluate(outputs, stage="test")
+    evaluator = COCOEvaluator()
+    context = EvaluationContext("test", tmp_path, module.references("test"), len(dataset))
+    metrics = evaluator(outputs, context)
     assert set(metrics) >= {"AP", "AP50", "AP75", "APM", "APL", "AR", "oks_confidence_pearson"}
     assert all(0.0 <= metrics[key] <= 1.0 for key in ("AP", "AP50", "AR"))
     assert metrics["AP"] < 0.5  # an untrained network
@@ -86,9 +88,8 @@ def test_detection_path_model_forward_and_evaluate(coco_root, tmp_path):
         oracle.append(max(candidates, key=lambda p: _box_iou(p["box"], record["box"]))["keypoints"])
     outputs["pred"] = np.stack(oracle)
     outputs["confidence"] = np.full((len(dataset), 17), 0.9)
-    assert module.evaluate(outputs, stage="test")["AP"] == pytest.approx(1.0)
-    module.oks_nms_threshold = 1.0  # OKS <= 1: keeps every pose
-    assert module.evaluate(outputs, stage="test")["AP"] < 0.99
+    assert evaluator(outputs, context)["AP"] == pytest.approx(1.0)
+    assert COCOEvaluator(oks_nms_threshold=1.0)(outputs, context)["AP"] < 0.99  # OKS <= 1: keeps every pose
 
 
 def test_flip_test_on_a_symmetric_input_is_mirror_consistent(coco_root):
@@ -140,37 +141,35 @@ SMOKE_OVERRIDES = [
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["soft", "soft_vr", "soft_dr", "samp_uni", "samp_tri", "samp_gau"])
 def test_one_epoch_smoke_fit_on_coco_mini(coco_root, tmp_path, method):
-    from sampling_argmax.training.cli import SamplingArgmaxCLI
+    from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 
-    config = Path(__file__).resolve().parents[2] / "configs" / "coco" / f"{method}.yaml"
+    config = Path(__file__).resolve().parents[2] / "configs" / "coco.yaml"  # one config, the method by name
     cli = SamplingArgmaxCLI(args=[
-        "fit", "--config", str(config), "--data.data_root", str(coco_root / "coco-mini"),
+        "fit", "--config", str(config), "--method", method, "--data.data_root", str(coco_root / "coco-mini"),
         "--data.val_split", "train2017", *SMOKE_OVERRIDES,
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
         "--trainer.check_val_every_n_epoch", "1", "--trainer.default_root_dir", str(tmp_path),
-        "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
-        "--data.output_dir", str(tmp_path / "eval"),
+        "--trainer.logger", "false",
     ])
     assert cli.model.method.name == method and cli.model.flip_test
-    if method.startswith("samp"):  # the schedule's own Gumbel form (see the config's comment)
+    if method.startswith("samp"):  # the config's method_args: the schedule's own Gumbel form (see its comment)
         assert cli.model.method.gumbel == "authors" and cli.model.method.num_samples == 30
     assert cli.trainer.global_step == 2
     logged = cli.trainer.callback_metrics
     assert torch.isfinite(logged["train/loss"]) and logged["val/num_samples"] == 8
-    metrics = json.loads((tmp_path / "eval" / "coco_keypoints_val_train2017_metrics.json").read_text())
+    metrics = json.loads((tmp_path / "evaluation" / "coco_keypoints_val_train2017_metrics.json").read_text())
     assert set(metrics) >= {"AP", "AP50", "AP75", "APM", "APL", "AR", "oks_confidence_pearson"}
     assert metrics["AP"] == pytest.approx(float(logged["val/AP"]))
     if method != "samp_tri":
         return
-    # `sampling-argmax test` on the detection boxes writes the COCO results json and the metrics
-    # (a fresh model: loading a checkpoint is the training toolkit's, tested there).
+    # `sampling-argmax test` of the trained weights on the detection boxes writes the results json and metrics
     SamplingArgmaxCLI(args=[
-        "test", "--config", str(config), "--data.data_root", str(coco_root / "mmpose-tests"),
+        "test", "--config", str(config), "--method", method, "--data.data_root", str(coco_root / "mmpose-tests"),
         "--data.test_ann_file", "test_coco.json", "--data.test_image_dir", ".",
         "--data.test_detection_file", "test_coco_det_AP_H_56.json", *SMOKE_OVERRIDES,
         "--data.batch_size", "40", "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false",
-        "--data.output_dir", str(tmp_path / "eval"),
+        "--ckpt_path", "last",
     ])
-    results = json.loads((tmp_path / "eval" / "coco_keypoints_test_val2017_results.json").read_text())
+    results = json.loads((tmp_path / "evaluation" / "coco_keypoints_test_val2017_results.json").read_text())
     assert 0 < len(results) <= 118 and all(len(r["keypoints"]) == 51 for r in results)
-    assert "AP" in json.loads((tmp_path / "eval" / "coco_keypoints_test_val2017_metrics.json").read_text())
+    assert "AP" in json.loads((tmp_path / "evaluation" / "coco_keypoints_test_val2017_metrics.json").read_text())

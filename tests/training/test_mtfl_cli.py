@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sampling_argmax.data.mtfl import MTFLDataset, read_annotations
-from sampling_argmax.training.cli import SamplingArgmaxCLI
+from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 
 TINY = [
     "--model.model.class_path", "sampling_argmax.models.ResNetDeconv",
@@ -14,7 +14,8 @@ TINY = [
     "--model.model.init_args.deconv_channels", "16",
     "--model.model.init_args.num_deconv", "3",
     "--model.model.init_args.in_channels", "3",
-    "--model.method.class_path", "sampling_argmax.methods.SamplingArgmaxMethod",
+    "--method", "samp_tri",
+    "--model.evaluator", "sampling_argmax.metrics.landmarks.LandmarkEvaluator",
     "--data.class_path", "sampling_argmax.data.mtfl.MTFLDataModule",
     "--data.init_args.input_size", "64",
     "--data.init_args.heatmap_size", "16",

@@ -8,7 +8,8 @@ import torch
 
 from sampling_argmax.methods import paper_method
 from sampling_argmax.models import SmallHeatmapNet
-from sampling_argmax.training import LocalizationModule, SyntheticDataModule
+from sampling_argmax.data.synthetic import SyntheticDataModule
+from sampling_argmax.training import LocalizationModule
 from sampling_argmax.training.module import flip_average, gather_outputs, to_original_coords
 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -87,7 +88,7 @@ def test_fit_validates_every_sample_once_and_advances_the_temperature():
 def test_keypoint_mismatch_and_flip_test_without_pairs_fail_clearly():
     data = tiny_data()
     module = LocalizationModule(SmallHeatmapNet(num_keypoints=3, width=4), paper_method("soft"))
-    with pytest.raises(ValueError, match="num_keypoints"):
+    with pytest.raises(ValueError, match="num_keypoints=2"):
         tiny_trainer(max_steps=1).fit(module, datamodule=data)
     flip = LocalizationModule(SmallHeatmapNet(num_keypoints=2, width=4), paper_method("soft"), flip_test=True)
     with pytest.raises(ValueError, match="flip_pairs"):
@@ -125,7 +126,8 @@ def test_bad_module_arguments(kwargs, match):
 
 @pytest.mark.parametrize(
     "name",
-    ["sampling_argmax.training.module", "sampling_argmax.training.synthetic", "sampling_argmax.data.synthetic",
+    ["sampling_argmax.training.module", "sampling_argmax.training.lightning_cli", "sampling_argmax.data.synthetic",
+     "sampling_argmax.data.base", "sampling_argmax.metrics.base",
      "sampling_argmax.metrics.localization", "sampling_argmax.metrics.calibration",
      "sampling_argmax.models.resnet_deconv", "sampling_argmax.models.small"],
 )

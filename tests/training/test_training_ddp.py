@@ -18,7 +18,7 @@ COMMON = [
     "--data.init_args.num_keypoints", "2", "--model.model.init_args.num_keypoints", "2",
     "--data.init_args.size", "32", "--data.init_args.train_size", "32", "--data.init_args.val_size", str(VAL_SIZE),
     "--data.init_args.batch_size", "4", "--model.model.init_args.width", "4",
-    "--model.method.init_args.num_samples", "2", "--trainer.enable_progress_bar", "false",
+    "--method_args", '{"num_samples": 2}', "--trainer.enable_progress_bar", "false",
     "--trainer.check_val_every_n_epoch", "1",
 ]
 

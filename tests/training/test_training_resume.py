@@ -20,7 +20,7 @@ def fit_command(root: Path) -> list[str]:
         "--data.init_args.num_keypoints", "2", "--model.model.init_args.num_keypoints", "2",
         "--data.init_args.size", "32", "--data.init_args.train_size", str(8 * STEPS_PER_EPOCH),
         "--data.init_args.val_size", "5", "--data.init_args.test_size", "5", "--data.init_args.batch_size", "8",
-        "--model.model.init_args.width", "4", "--model.method.init_args.num_samples", "2",
+        "--model.model.init_args.width", "4", "--method_args", '{"num_samples": 2}',
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1.0", "--trainer.log_every_n_steps", "1", "--trainer.check_val_every_n_epoch", "1",
         "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(root),
         "--checkpoint_every_n_steps", "5",
@@ -55,6 +55,8 @@ def test_sigkill_mid_epoch_then_resume_continues_and_completes(tmp_path):
     assert "Restoring states from the checkpoint" in resumed.stdout + resumed.stderr
     final = torch.load(last, map_location="cpu", weights_only=True)
     assert final["global_step"] == STEPS_PER_EPOCH  # the epoch was finished, not started over
+    # one "last" file, the newest: no stale last-v1.ckpt beside it after the resume
+    assert [p.name for p in (tmp_path / "checkpoints").glob("last*.ckpt")] == ["last.ckpt"]
     # the resumed run's own log starts where the checkpoint left off
     logs = sorted((tmp_path / "logs").glob("version_*/csv/metrics.csv"))
     assert len(logs) == 2

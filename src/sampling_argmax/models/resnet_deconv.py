@@ -103,7 +103,13 @@ def _load_torchvision_state(backbone: nn.Module, path: str) -> None:
             f"pretrained={path!r} does not exist; pass the path of a local torchvision ResNet state dict "
             "(e.g. resnet50-0676ba61.pth downloaded once by hand), or pretrained=None for random init"
         )
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises a different type for each way a file can be broken
+        raise ValueError(
+            f"pretrained={path!r} is not a readable torch state dict ({type(error).__name__}: {str(error)[:150]}); "
+            "give torchvision's ResNet weights file (e.g. resnet18-f37072fd.pth)"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -1,6 +1,5 @@
-"""Training toolkit: the LightningModule, the synthetic DataModule, the CLI and reports."""
+"""Training toolkit: the generic LightningModule, the CLI, comparisons and reports."""
 
 from sampling_argmax.training.module import LocalizationModule
-from sampling_argmax.training.synthetic import SyntheticDataModule
 
-__all__ = ["LocalizationModule", "SyntheticDataModule"]
+__all__ = ["LocalizationModule"]

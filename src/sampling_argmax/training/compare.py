@@ -8,11 +8,16 @@ seeds), ``runs.csv`` (one row per run), ``maps.png`` (learned probability maps o
 the same inputs), ``predictions.png`` and ``calibration.png`` (error against confidence, all seeds);
 each run's checkpoints and logs are in ``runs/<method>/seed<s>``.
 
+Every method is built as ``sampling-argmax fit --method NAME`` builds it, so a task config's
+``method_args`` (e.g. a Gumbel form) hold here too; ``--method_args`` adds to them. A run folder that
+already holds checkpoints is never deleted: ``--resume`` continues (or only re-tests) it, ``--overwrite``
+trains it again from scratch, and without either the command stops before training anything.
+
 Examples::
 
     sampling-argmax compare                                   # synthetic 2D, 6 methods, seed 0
     sampling-argmax compare --seeds 0 1 2 --methods soft samp_tri
-    sampling-argmax compare --config configs/mtfl.yaml --out reports/mtfl --trainer.max_epochs 3
+    sampling-argmax compare --config configs/mtfl/cpu.yaml --out reports/mtfl --trainer.max_epochs 3
 """
 
 from __future__ import annotations
@@ -28,9 +33,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sampling_argmax.methods import PAPER_METHODS, paper_method
+import yaml
 
-__all__ = ["compare_main", "method_config", "run_one"]
+from sampling_argmax.methods import PAPER_METHODS
+from sampling_argmax.training.checkpoints import LAST, check_output_folder
+from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI, task_method_config
+from sampling_argmax.training.report import (
+    calibration_points,
+    plot_calibration,
+    plot_maps,
+    plot_predictions,
+    snapshot_maps,
+    write_table,
+)
+
+__all__ = ["compare_main", "run_one"]
 
 LABELS = {
     "mean_error": "mean error (px) ↓",
@@ -40,30 +57,13 @@ LABELS = {
 }
 
 
-def method_config(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The LightningCLI ``class_path`` config of a paper method (as recorded in checkpoints).
-
-    ``overrides`` replace constructor arguments, e.g. ``{"num_samples": 1}`` or
-    ``{"schedule": {"class_path": "sampling_argmax.modules.ConstantTemperature", "init_args": {"tau": 0.5}}}``.
-    """
-    import inspect
-
-    from sampling_argmax import methods
-
-    method = paper_method(name)  # validates the name
-    # the paper's settings live in one table in methods.py; reuse it so they are stated once
-    cls, defaults = methods._PAPER_DEFAULTS[name]
-    if type(method) is not cls:
-        raise ValueError(f"paper_method({name!r}) built {type(method).__name__}, expected {cls.__name__}")
-    overrides = dict(overrides or {})
-    valid = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"--method_args {unknown} are not arguments of {cls.__name__} ({name}); valid ones are {valid}; "
-            "restrict --methods to the methods that have them"
-        )
-    return {"class_path": f"{cls.__module__}.{cls.__name__}", "init_args": {**defaults, **overrides}}
+def config_method_args(config: Sequence[Path]) -> dict[str, Any]:
+    """The ``method_args`` of the task configs (later files win), as ``fit --config ...`` would see them."""
+    merged: dict[str, Any] = {}
+    for path in config:
+        data = yaml.safe_load(path.read_text()) or {}
+        merged.update(data.get("method_args") or {})
+    return merged
 
 
 def _is_rank_zero() -> bool:
@@ -84,15 +84,15 @@ def _quiet() -> None:
 
 
 def build_cli(config: Sequence[Path], overrides: Sequence[str], method: str, seed: int, root: Path,
-              progress: bool, method_args: dict[str, Any] | None = None):
-    from sampling_argmax.training.cli import SamplingArgmaxCLI
-
+              progress: bool, method_args: dict[str, Any] | None = None) -> SamplingArgmaxCLI:
     args: list[str] = []
     for path in config:
         args += ["--config", str(path)]
     args += list(overrides)
+    args += ["--method", method]
+    if method_args:
+        args += ["--method_args", json.dumps(method_args)]
     args += [
-        "--model.method", json.dumps(method_config(method, method_args)),
         "--seed", str(seed),
         "--trainer.default_root_dir", str(root),
         "--trainer.enable_progress_bar", str(progress).lower(),
@@ -104,20 +104,18 @@ def build_cli(config: Sequence[Path], overrides: Sequence[str], method: str, see
 def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed: int, root: Path,
             progress: bool = False, resume: bool = False, num_show: int = 4,
             method_args: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any, Any]:
-    """Train and test one (method, seed).
+    """Train and test one (method, seed) in ``root``.
 
     Returns (result row, map snapshot of the test inputs or None, calibration points: per test instance
     (confidence, error in cells)).
     """
-    from sampling_argmax.training.report import calibration_points, snapshot_maps
-
-    if not resume and _is_rank_zero() and (root / "checkpoints").exists():
-        shutil.rmtree(root / "checkpoints")  # a fresh run must not resume or mix with an old one
+    last = root / "checkpoints" / LAST
+    resumed = resume and last.is_file()
     cli = build_cli(config, overrides, method, seed, root, progress, method_args)
     start = time.perf_counter()
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path="last" if resume else None)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=str(last) if resumed else None)
     fit_time = time.perf_counter() - start
-    if resume:  # this call timed only the rest of the run: keep a finished run's recorded time, else unknown
+    if resumed:  # this call timed only the rest of the run: keep a finished run's recorded time, else unknown
         recorded = root / "result.json"
         fit_time = json.loads(recorded.read_text()).get("fit_time_s", math.nan) if recorded.is_file() else math.nan
     cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
@@ -129,6 +127,22 @@ def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed:
     show = num_show and cli.trainer.is_global_zero
     snapshot = snapshot_maps(cli.model, cli.datamodule, max(64, num_show), split="test") if show else None
     return row, snapshot, calibration_points(cli.model.last_outputs)
+
+
+def _prepare_folders(out: Path, jobs: Sequence[tuple[str, int]], resume: bool, overwrite: bool) -> None:
+    """Refuse to touch finished work unless asked: existing checkpoints need --resume or --overwrite."""
+    check_output_folder(out, "--out")
+    taken = [out / "runs" / m / f"seed{s}" for m, s in jobs if any((out / "runs" / m / f"seed{s}" / "checkpoints").glob("*.ckpt"))]
+    if taken and not (resume or overwrite):
+        raise SystemExit(
+            f"sampling-argmax compare: error: {len(taken)} run(s) already have checkpoints (e.g. {taken[0]}); "
+            "pass --resume to continue or re-test them, --overwrite to train them again from scratch, or "
+            "another --out"
+        )
+    if overwrite and _is_rank_zero():
+        for root in taken:
+            shutil.rmtree(root / "checkpoints")  # asked for explicitly: retrain from scratch
+            (root / "result.json").unlink(missing_ok=True)
 
 
 def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -149,41 +163,43 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--progress", action="store_true", help="show Lightning's progress bar inside each run")
     parser.add_argument("--resume", action="store_true",
                         help="continue interrupted runs from their last.ckpt (finished ones are only re-tested)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the checkpoints of runs that have them and train those runs again")
     args, overrides = parser.parse_known_args(argv)
     unknown = [m for m in args.methods if m not in PAPER_METHODS]
     if unknown:
         parser.error(f"unknown method(s) {unknown}; choose from {' '.join(PAPER_METHODS)}")
+    if args.resume and args.overwrite:
+        parser.error("--resume continues existing runs and --overwrite deletes them; choose one")
     for path in args.config:
         if not path.is_file():
             parser.error(f"--config {path} does not exist")
-    if any(o.startswith("--model.method") or o.startswith("--seed") for o in overrides):
+    if any(o.startswith(("--model.method", "--method", "--seed")) for o in overrides):
         parser.error("compare varies the method and the seed itself; use --methods, --method_args and --seeds")
+    method_args = {**config_method_args(args.config), **(args.method_args or {})}
     for name in args.methods:
         try:
-            method_config(name, args.method_args)
+            task_method_config(name, method_args)
         except ValueError as error:
             parser.error(str(error))
     _quiet()
     from tqdm.auto import tqdm
 
-    from sampling_argmax.training.report import plot_calibration, plot_maps, plot_predictions, write_table
-
-    out = args.out
+    out = args.out or Path("reports") / _task_name(args.config, overrides)
+    jobs = [(m, s) for s in args.seeds for m in args.methods]
+    _prepare_folders(out, jobs, args.resume, args.overwrite)
     rows: list[dict[str, Any]] = []
     snapshots = []
     points: dict[str, list] = {}
-    jobs = [(m, s) for s in args.seeds for m in args.methods]
     zero = _is_rank_zero()
     bar = tqdm(jobs, desc="compare", unit="run", dynamic_ncols=True, disable=not zero)
     for method, seed in bar:
         bar.set_postfix_str(f"{method} seed {seed}")
-        if out is None:
-            out = Path("reports") / _task_name(args.config, overrides)
         root = out / "runs" / method / f"seed{seed}"
         show = args.num_show if seed == args.seeds[0] else 0
         # with --resume a finished run restores its last checkpoint, trains no further and is re-tested
         row, snapshot, calibration = run_one(args.config, overrides, method, seed, root, args.progress,
-                                             args.resume, show, args.method_args)
+                                             args.resume, show, method_args)
         rows.append(row)
         points.setdefault(method, []).append(calibration)
         if snapshot is not None:
@@ -216,7 +232,5 @@ def _task_name(config: Sequence[Path], overrides: Sequence[str]) -> str:
     if config:
         path = config[-1]
         return path.stem if path.parent.name in ("configs", "") else f"{path.parent.name}_{path.stem}"
-    from sampling_argmax.training.cli import SamplingArgmaxCLI
-
     cli = SamplingArgmaxCLI(args=[*overrides, "--trainer.logger", "false"], run=False)
     return getattr(cli.datamodule, "task", None) or type(cli.datamodule).__name__.removesuffix("DataModule").lower()

@@ -1,5 +1,10 @@
-"""One LightningModule for every task: a model that outputs logits, a method that turns them into a
-loss, coordinates and confidences, and the DataModule's ``evaluate`` that turns predictions into metrics.
+"""One LightningModule for every task: a model that outputs logits, a method that turns them into a loss,
+coordinates and confidences, and an evaluator that turns the gathered predictions into metrics.
+
+It is generic over the input (the batch's one key of :data:`~sampling_argmax.data.base.INPUT_KEYS`:
+images, volumes, signals, point sets) and over the map (any grid dimension, or the points of a cloud).
+With a :class:`~sampling_argmax.data.base.LocalizationDataModule` it checks, before the first step, that the
+model's output fits the data (keypoints, map shape, input channels).
 
 Example:
     >>> from sampling_argmax.methods import paper_method
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -20,38 +26,45 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sampling_argmax.data.base import INPUT_KEYS, LocalizationDataModule, input_key, swap_pairs
 from sampling_argmax.methods import Method
+from sampling_argmax.metrics.base import EvaluationContext, Evaluator
+from sampling_argmax.metrics.localization import KeypointEvaluator
 
-__all__ = ["LocalizationModule", "flip_average", "gather_outputs", "to_original_coords"]
+__all__ = ["LocalizationModule", "flip_average", "gather_outputs", "to_original_coords", "DivergedError"]
+
+
+class DivergedError(FloatingPointError):
+    """Training produced non-finite numbers; nothing broken is saved."""
 
 
 def to_original_coords(pred_grid: Tensor, to_original: Tensor | None) -> Tensor:
-    """Map (B, K, dims) grid coordinates through per-sample homogeneous (B, dims+1, dims+1) matrices."""
+    """Map (B, K, dims) map coordinates through per-sample homogeneous (B, dims+1, dims+1) matrices."""
     if to_original is None:
         return pred_grid
     dims = pred_grid.shape[-1]
-    matrix = to_original.to(pred_grid.dtype)
-    if matrix.shape[-2:] != (dims + 1, dims + 1):
+    if to_original.shape[-2:] != (dims + 1, dims + 1):
         raise ValueError(
             f"batch['to_original'] has shape {tuple(to_original.shape)}; it must be (B, {dims + 1}, {dims + 1}) "
             f"for {dims}D coordinates"
         )
-    return pred_grid @ matrix[:, :dims, :dims].transpose(1, 2) + matrix[:, None, :dims, dims]
+    matrix = to_original.to(torch.float64)  # the contract's precision: original pixels can be large
+    out = pred_grid.to(torch.float64) @ matrix[:, :dims, :dims].transpose(1, 2) + matrix[:, None, :dims, dims]
+    return out.to(pred_grid.dtype)
 
 
-def flip_average(logits: Tensor, flipped_logits: Tensor, flip_pairs: Sequence[Sequence[int]]) -> Tensor:
-    """Flip test: average the probability maps of an image and of its horizontal mirror.
+def flip_average(logits: Tensor, flipped_logits: Tensor, flip_pairs: Sequence[Sequence[int]],
+                 mirror_maps: bool = True) -> Tensor:
+    """Flip test: average the probability maps of an input and of its mirror image.
 
-    ``flipped_logits`` are the model's output on the mirrored image; they are mirrored back along
-    the last (x) axis and left/right keypoints are swapped before averaging. Returns log-probabilities
-    (B, K, *grid), so every method's read-out applies unchanged (softmax(log p) = p).
+    ``flipped_logits`` are the model's output on the mirrored input; on grids (``mirror_maps``) they are
+    mirrored back along the last (x) axis, on point sets (the same points, mirrored) they are not; then
+    left/right keypoints are swapped before averaging. Returns log-probabilities (B, K, *map), so every
+    method's read-out applies unchanged (softmax(log p) = p).
     """
     if logits.shape != flipped_logits.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and flipped_logits {tuple(flipped_logits.shape)} differ")
-    order = list(range(logits.shape[1]))
-    for left, right in flip_pairs:
-        order[left], order[right] = right, left
-    back = flipped_logits.flip(-1)[:, order]
+    back = (flipped_logits.flip(-1) if mirror_maps else flipped_logits)[:, swap_pairs(logits.shape[1], flip_pairs)]
     batch, keypoints = logits.shape[:2]
     prob = torch.softmax(logits.float().reshape(batch, keypoints, -1), -1)
     prob_back = torch.softmax(back.float().reshape(batch, keypoints, -1), -1)
@@ -77,24 +90,35 @@ def gather_outputs(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]
 def _to_numpy(value: Any) -> np.ndarray:
     if isinstance(value, Tensor):
         value = value.detach()
-        return (value.float() if value.is_floating_point() else value).cpu().numpy()
+        return (value.float() if value.is_floating_point() and value.dtype != torch.float64 else value).cpu().numpy()
     return np.asarray(value)
 
 
+def _non_finite(module: nn.Module) -> list[str]:
+    """Names of parameters and buffers holding NaN or inf (BatchNorm statistics included)."""
+    tensors = list(module.named_parameters()) + list(module.named_buffers())
+    return [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
 class LocalizationModule(L.LightningModule):
-    """Trains ``model`` with ``method``; evaluates with ``trainer.datamodule.evaluate``.
+    """Trains ``model`` with ``method``; evaluates with ``evaluator``.
 
     Args:
-        model: any nn.Module mapping ``batch["image"]`` to logits (B, K, *grid).
-        method: a :class:`~sampling_argmax.methods.Method` (loss, read-out, confidence, τ schedule).
+        model: any nn.Module mapping the batch's input (its one key of ``INPUT_KEYS``) to logits
+            (B, K, *grid) or, for point sets, (B, K, N).
+        method: a :class:`~sampling_argmax.methods.Method` (loss, read-out, confidence, τ schedule); the
+            CLI builds it from ``--method NAME``.
+        evaluator: turns gathered outputs into metrics (the task's, e.g.
+            :class:`~sampling_argmax.metrics.landmarks.LandmarkEvaluator`); None =
+            :class:`~sampling_argmax.metrics.localization.KeypointEvaluator`.
         lr: Adam learning rate.
         milestones: epochs at which the learning rate is multiplied by ``gamma`` (MultiStepLR).
         gamma: learning-rate decay factor.
         weight_decay: Adam weight decay.
-        flip_test: average the maps of each image and its mirror at evaluation; needs
-            ``datamodule.flip_pairs`` (2D grids only).
+        flip_test: average the maps of each input and its mirror at evaluation (needs the data module's
+            ``flip_pairs``).
 
-    Every validation/test epoch logs ``{stage}/{metric}`` for each metric of ``evaluate`` and
+    Every validation/test epoch logs ``{stage}/{metric}`` for each metric of the evaluator and
     ``{stage}/num_samples`` (unique samples evaluated, after de-duplication over DDP ranks); the
     gathered outputs of the last evaluation are kept in ``self.last_outputs``.
     """
@@ -102,7 +126,8 @@ class LocalizationModule(L.LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        method: Method,
+        method: Method | None = None,
+        evaluator: Evaluator | None = None,
         lr: float = 1e-3,
         milestones: list[int] | None = None,
         gamma: float = 0.1,
@@ -112,18 +137,24 @@ class LocalizationModule(L.LightningModule):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module that outputs logits, got {type(model).__name__}")
+        if method is None:
+            raise ValueError("no method: pass --method NAME (soft, soft_vr, soft_dr, samp_uni, samp_tri, samp_gau) "
+                             "or method=sampling_argmax.methods.paper_method(NAME)")
         if not all(callable(getattr(method, name, None)) for name in ("loss", "predict", "confidence", "set_epoch")):
             raise ValueError(
                 f"method must provide loss/predict/confidence/set_epoch (a sampling_argmax.methods.Method), "
                 f"got {type(method).__name__}; build one with sampling_argmax.methods.paper_method(name)"
             )
-        if lr <= 0 or gamma <= 0 or weight_decay < 0:
+        if evaluator is not None and not callable(evaluator):
+            raise ValueError(f"evaluator must be a sampling_argmax.metrics.base.Evaluator, got {type(evaluator).__name__}")
+        if not (lr > 0 and gamma > 0 and weight_decay >= 0):
             raise ValueError(f"need lr > 0, gamma > 0, weight_decay >= 0; got {lr}, {gamma}, {weight_decay}")
         milestones = sorted(milestones or [])
         if any(m < 1 for m in milestones):
             raise ValueError(f"milestones {milestones} must be epochs >= 1")
         self.model = model
         self.method = method
+        self.evaluator = evaluator if evaluator is not None else KeypointEvaluator()
         self.lr, self.milestones, self.gamma, self.weight_decay = lr, milestones, gamma, weight_decay
         self.flip_test = flip_test
         with warnings.catch_warnings():  # the nn.Module case is handled just below
@@ -132,35 +163,89 @@ class LocalizationModule(L.LightningModule):
         if isinstance(self.hparams.get("model"), nn.Module):
             # built in Python, not from a LightningCLI config: objects would be pickled into the
             # checkpoint; keep only plain values (load_from_checkpoint then needs model=, method=)
-            for key in ("model", "method"):
+            for key in ("model", "method", "evaluator"):
                 self.hparams.pop(key, None)
         self._outputs: list[dict[str, np.ndarray]] = []
         self.last_outputs: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ forward and read-outs
 
-    def forward(self, image: Tensor) -> Tensor:
-        return self.model(image)
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.model(inputs)
 
-    def evaluation_logits(self, image: Tensor, flip_pairs: Sequence[Sequence[int]] | None = None) -> Tensor:
+    def _datamodule(self) -> LocalizationDataModule | None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return datamodule if isinstance(datamodule, LocalizationDataModule) else None
+
+    def evaluation_logits(self, batch: dict[str, Any], datamodule: LocalizationDataModule | None = None) -> Tensor:
         """Logits used for evaluation: the model's, or with ``flip_test`` the flip-averaged log-probabilities.
 
-        ``flip_pairs`` default to ``trainer.datamodule.flip_pairs``.
+        ``datamodule`` (default: the trainer's) gives the flip pairs and the mirror of the input.
         """
-        logits = self.model(image)
+        key = input_key(batch)
+        logits = self.model(batch[key])
         if not self.flip_test:
             return logits
-        if flip_pairs is None:
-            datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-            flip_pairs = getattr(datamodule, "flip_pairs", None)
-        if flip_pairs is None:
+        datamodule = datamodule or self._datamodule()
+        if datamodule is None or datamodule.flip_pairs is None:
             raise ValueError(
-                "flip_test=True needs the datamodule to define flip_pairs (left/right keypoint pairs, [] if none); "
-                "set model.flip_test=false for this dataset"
+                "flip_test=True needs a LocalizationDataModule with flip_pairs (left/right keypoint pairs, () if "
+                "none); set model.flip_test=false for this dataset"
             )
-        if logits.dim() != 4:
-            raise ValueError(f"flip_test=True needs 2D maps (B, K, H, W); got logits {tuple(logits.shape)}")
-        return flip_average(logits, self.model(image.flip(-1)), flip_pairs)
+        flipped = self.model(datamodule.mirror(key, batch[key]))
+        return flip_average(logits, flipped, datamodule.flip_pairs, mirror_maps=key != "points")
+
+    # ------------------------------------------------------------------ the data/model pairing
+
+    @torch.no_grad()
+    def check_task(self, datamodule: LocalizationDataModule) -> None:
+        """Refuse a model whose output does not fit the data (keypoints, map shape, input channels).
+
+        Runs the model once on zeros of the data's ``input_shape`` (eval mode, no gradient).
+        """
+        input_shape, expected = tuple(datamodule.input_shape), (datamodule.num_keypoints, *datamodule.map_shape)
+        name = type(datamodule).__name__
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            logits = self.model(torch.zeros((2, *input_shape), device=self.device))
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(
+                f"the model cannot take {name}'s input of shape (B, {', '.join(map(str, input_shape))}): {error}. "
+                "Match the model's input channels/dimensions to the data (e.g. --model.model.init_args.in_channels)"
+            ) from None
+        finally:
+            self.model.train(was_training)
+        if tuple(logits.shape[1:]) != expected:
+            raise ValueError(
+                f"the model outputs maps of shape (B, {', '.join(map(str, logits.shape[1:]))}) but {name} has "
+                f"num_keypoints={datamodule.num_keypoints} and targets on a map of shape {tuple(datamodule.map_shape)}; "
+                "make the model's num_keypoints and output size match the data's (e.g. the heatmap size)"
+            )
+
+    def _check_batch(self, logits: Tensor, batch: dict[str, Any]) -> None:
+        """Cheap per-batch shape checks (also for bare dataloaders, which have no task to check up front)."""
+        target = batch["target"]
+        dims = batch["points"].shape[-1] if "points" in batch else logits.dim() - 2
+        if tuple(target.shape[1:]) != (logits.shape[1], dims):
+            raise ValueError(
+                f"batch['target'] has shape {tuple(target.shape)} but the model outputs {logits.shape[1]} maps "
+                f"of {dims} dimension(s) ({tuple(logits.shape)}); make the model's num_keypoints and output "
+                "dimension match the data"
+            )
+
+    def on_fit_start(self) -> None:
+        datamodule = self._datamodule()
+        if datamodule is not None:
+            self.check_task(datamodule)
+        if names := _non_finite(self.model):
+            raise DivergedError(f"the model starts with non-finite values in {names[:5]}; the weights are broken")
+
+    def on_validation_start(self) -> None:
+        if not self.trainer.sanity_checking and self.trainer.state.fn != "fit" and (datamodule := self._datamodule()):
+            self.check_task(datamodule)
+
+    on_test_start = on_validation_start
 
     # ------------------------------------------------------------------ training
 
@@ -171,62 +256,83 @@ class LocalizationModule(L.LightningModule):
             self.log("train/tau", float(tau), on_step=False, on_epoch=True)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        logits = self.model(batch["image"])
-        self._check_keypoints(logits)
-        loss = self.method.loss(logits, batch["target"], batch.get("target_weight"))
+        key = input_key(batch)
+        logits = self.model(batch[key])
+        self._check_batch(logits, batch)
+        if not bool(torch.isfinite(logits).all()):
+            raise DivergedError(
+                f"the model output NaN or inf at step {self.global_step}{self._names_hint()}: training diverged and "
+                "stopped; the last checkpoint written before is kept. Lower the learning rate or use "
+                "--trainer.precision 32"
+            )
+        loss = self.method.loss(logits, batch["target"], batch.get("target_weight"), batch.get("points"))
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite training loss at step {self.global_step} ({self.method.name}); lower the learning "
-                "rate or use --trainer.precision 32"
+            raise DivergedError(
+                f"non-finite training loss at step {self.global_step} ({self.method.name}); training stopped and "
+                "the last checkpoint written before is kept. Lower the learning rate or use --trainer.precision 32"
             )
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
         return loss
-
-    def _check_keypoints(self, logits: Tensor) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        expected = getattr(datamodule, "num_keypoints", None)
-        if expected is not None and logits.shape[1] != expected:
-            raise ValueError(
-                f"the model outputs {logits.shape[1]} maps but the datamodule has num_keypoints={expected}; "
-                "set the model's num_keypoints to match"
-            )
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.milestones, gamma=self.gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the last good checkpoint must never be replaced by a broken model
+        if names := _non_finite(self.model):
+            raise DivergedError(
+                f"training diverged: {names[:5]} hold NaN or inf at step {self.global_step}; nothing was saved and "
+                "the last checkpoint written before is kept. Lower the learning rate or use --trainer.precision 32"
+            )
+
     # ------------------------------------------------------------------ evaluation
 
     def _evaluation_step(self, batch: dict[str, Any]) -> None:
-        logits = self.evaluation_logits(batch["image"])
-        self._check_keypoints(logits)
-        pred_grid = self.method.predict(logits).float()
-        row = {key: _to_numpy(value) for key, value in batch.items() if key != "image"}
+        logits = self.evaluation_logits(batch)
+        self._check_batch(logits, batch)
+        points = batch.get("points")
+        pred_grid = self.method.predict(logits, points).float()
+        if not bool(torch.isfinite(pred_grid).all()):
+            raise DivergedError(
+                f"non-finite predictions ({self.method.name}): the model diverged{self._names_hint()}; lower the "
+                "learning rate, or evaluate an earlier checkpoint"
+            )
+        # grid inputs are large and no evaluator reads them; point sets stay (geodesic metrics need them)
+        row = {key: _to_numpy(value) for key, value in batch.items() if key not in INPUT_KEYS or key == "points"}
         row["pred_grid"] = _to_numpy(pred_grid)
-        row["pred"] = _to_numpy(to_original_coords(pred_grid, batch.get("to_original")))
-        row["confidence"] = _to_numpy(self.method.confidence(logits))
+        row["pred"] = _to_numpy(to_original_coords(pred_grid.double(), batch.get("to_original")))
+        row["confidence"] = _to_numpy(self.method.confidence(logits, points))
         if "index" not in row:
             raise ValueError("every batch needs an 'index' entry (the dataset index) to de-duplicate DDP outputs")
         self._outputs.append(row)
+
+    def _names_hint(self) -> str:
+        names = _non_finite(self.model)
+        return f" ({', '.join(names[:3])} hold NaN or inf)" if names else ""
 
     def _evaluation_epoch_end(self, stage: str) -> None:
         chunks, self._outputs = self._outputs, []
         if self.trainer.sanity_checking:
             return
         outputs = gather_outputs(chunks)
-        evaluate = getattr(self.trainer.datamodule, "evaluate", None)
-        if evaluate is None:
-            raise ValueError(
-                "evaluation needs a LightningDataModule with evaluate(outputs) -> dict[str, float]; "
-                "pass datamodule=... instead of bare dataloaders"
-            )
         metrics = {"num_samples": float(len(outputs.get("index", [])))}
         if outputs:
-            metrics.update(evaluate(outputs))
+            metrics.update(self.evaluator(outputs, self._context(stage)))
         self.last_outputs = outputs
         # every rank computed the same numbers from the same rows, so the mean over ranks changes nothing
         self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()}, sync_dist=True)
+
+    def _context(self, stage: str) -> EvaluationContext:
+        datamodule = self._datamodule()
+        loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+        dataset = getattr(loader, "dataset", None)
+        size = len(dataset) if dataset is not None and hasattr(dataset, "__len__") else None
+        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "evaluation"  # log_dir is collective
+        out = folder if self.trainer.is_global_zero else None
+        return EvaluationContext(stage, out, datamodule.references(stage) if datamodule else {}, size)
 
     def _sync_buffers(self) -> None:
         """Give every rank rank 0's buffers (BatchNorm statistics) before evaluating.
@@ -258,11 +364,12 @@ class LocalizationModule(L.LightningModule):
         self._evaluation_epoch_end("test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
-        logits = self.evaluation_logits(batch["image"])
-        pred_grid = self.method.predict(logits).float()
+        logits = self.evaluation_logits(batch)
+        points = batch.get("points")
+        pred_grid = self.method.predict(logits, points).float()
         return {
             "index": batch["index"],
             "pred_grid": pred_grid,
             "pred": to_original_coords(pred_grid, batch.get("to_original")),
-            "confidence": self.method.confidence(logits),
+            "confidence": self.method.confidence(logits, points),
         }

@@ -15,6 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.cli import instantiate_module
+
+from sampling_argmax.data.base import input_key
+from sampling_argmax.metrics import binned_by_confidence, instance_confidence, instance_errors, pearson
+from sampling_argmax.training.checkpoints import read_checkpoint
+from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
+from sampling_argmax.training.module import LocalizationModule
 
 __all__ = [
     "MapSnapshot",
@@ -96,7 +104,9 @@ def write_table(out: Path, runs: Sequence[Mapping[str, float | str]], methods: S
 class MapSnapshot:
     """What the figures need from one trained model on a few fixed inputs (all numpy).
 
-    images (N, C, *grid_in); prob (N, K, *grid) probability maps; pred, target (N, K, dims) in grid cells.
+    images (N, C, *grid_in) for grid inputs, or the clouds (N, P, d) for point sets; prob (N, K, *map)
+    probability maps (over the P points for point sets); pred, target (N, K, dims) in map units;
+    points: True when the inputs are point sets.
     """
 
     name: str
@@ -104,6 +114,7 @@ class MapSnapshot:
     prob: np.ndarray
     pred: np.ndarray
     target: np.ndarray
+    points: bool = False
 
 
 @torch.no_grad()
@@ -113,26 +124,27 @@ def snapshot_maps(module, datamodule, num_samples: int = 4, split: str = "val") 
         raise ValueError(f"split={split!r} must be 'val' or 'test'")
     datamodule.setup("validate" if split == "val" else "test")
     loader = datamodule.val_dataloader() if split == "val" else datamodule.test_dataloader()
-    images, targets = [], []
+    inputs, targets, key = [], [], None
     for batch in loader:
-        images.append(batch["image"])
+        key = input_key(batch)
+        inputs.append(batch[key])
         targets.append(batch["target"])
-        if sum(len(i) for i in images) >= num_samples:
+        if sum(len(i) for i in inputs) >= num_samples:
             break
-    image = torch.cat(images)[:num_samples]
-    target = torch.cat(targets)[:num_samples]
     was_training = module.training
     module.eval()
     device = next(module.parameters()).device
-    logits = module.evaluation_logits(image.to(device), getattr(datamodule, "flip_pairs", None))
+    batch = {key: torch.cat(inputs)[:num_samples].to(device)}
+    target = torch.cat(targets)[:num_samples]
+    logits = module.evaluation_logits(batch, datamodule)
     module.train(was_training)
-    batch, keypoints = logits.shape[:2]
-    prob = torch.softmax(logits.float().reshape(batch, keypoints, -1), -1).reshape(logits.shape)
-    pred = module.method.predict(logits)
+    size, keypoints = logits.shape[:2]
+    prob = torch.softmax(logits.float().reshape(size, keypoints, -1), -1).reshape(logits.shape)
+    pred = module.method.predict(logits, batch.get("points"))
     return MapSnapshot(
         name=getattr(module.method, "name", type(module.method).__name__),
-        images=image.float().cpu().numpy(), prob=prob.cpu().numpy(), pred=pred.float().cpu().numpy(),
-        target=target.float().cpu().numpy(),
+        images=batch[key].float().cpu().numpy(), prob=prob.cpu().numpy(), pred=pred.float().cpu().numpy(),
+        target=target.float().cpu().numpy(), points=key == "points",
     )
 
 
@@ -162,6 +174,9 @@ def _keypoint_colors(count: int):
 
 def _panel(ax, snap: MapSnapshot, n: int, keypoint: int | None) -> None:
     """Draw sample n: the input and the map of ``keypoint`` (None = predictions of all keypoints)."""
+    if snap.points:
+        _points_panel(ax, snap, n, keypoint)
+        return
     image, prob = snap.images[n], snap.prob[n]
     grid_shape, input_shape = prob.shape[1:], image.shape[1:]
     dims = len(grid_shape)
@@ -181,8 +196,8 @@ def _panel(ax, snap: MapSnapshot, n: int, keypoint: int | None) -> None:
         twin.set_yticks([])
         ax.set_yticks([])
         return
-    if dims == 3:  # maximum-intensity projection along z
-        image, prob = image.max(axis=1, keepdims=False)[None], prob.max(axis=1)
+    if dims == 3:  # seen along z: the input's maximum-intensity projection, the map's x-y marginal
+        image, prob = image.max(axis=1), prob.sum(axis=1)
         pred, target = pred[:, :2], target[:, :2]
         input_shape = image.shape[1:]
     height, width = input_shape
@@ -195,6 +210,24 @@ def _panel(ax, snap: MapSnapshot, n: int, keypoint: int | None) -> None:
     for k in chosen:
         ax.scatter(*target[k, :2], s=40, facecolors="none", edgecolors="lime", linewidths=1.2)
         ax.scatter(*pred[k, :2], s=30, marker="x", color=colors[k] if keypoint is None else "cyan", linewidths=1.2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _points_panel(ax, snap: MapSnapshot, n: int, keypoint: int | None) -> None:
+    """A point set seen from above (x, y): points coloured by one keypoint's probability, or grey."""
+    cloud, prob = snap.images[n], snap.prob[n]
+    if keypoint is None:
+        ax.scatter(cloud[:, 0], cloud[:, 1], s=2, color="0.7")
+    else:
+        heat = np.sqrt(prob[keypoint] / max(prob[keypoint].max(), 1e-12))
+        order = np.argsort(heat)  # the likeliest points on top
+        ax.scatter(cloud[order, 0], cloud[order, 1], s=3, c=heat[order], cmap="magma")
+    colors = _keypoint_colors(prob.shape[0])
+    for k in range(prob.shape[0]) if keypoint is None else [keypoint]:
+        ax.scatter(*snap.target[n, k, :2], s=40, facecolors="none", edgecolors="lime", linewidths=1.2)
+        ax.scatter(*snap.pred[n, k, :2], s=30, marker="x", color=colors[k] if keypoint is None else "cyan")
+    ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -243,7 +276,7 @@ def _grid_figure(snapshots: Sequence[MapSnapshot], path: Path, picks: Sequence[t
     if not snapshots:
         raise ValueError("no snapshots to plot; train at least one model first")
     rows, cols = len(snapshots), len(picks)
-    dims = snapshots[0].prob.ndim - 2
+    dims = 2 if snapshots[0].points else snapshots[0].prob.ndim - 2
     cell = (3.2, 1.3) if dims == 1 else (2.0, 2.0)
     fig, axes = plt.subplots(rows, cols, figsize=(cell[0] * cols + 0.8, cell[1] * rows + 0.6), squeeze=False)
     for r, snap in enumerate(snapshots):
@@ -270,8 +303,6 @@ def calibration_points(outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, n
     ("confidence", "pred_grid", "target", optional "target_weight"); grid cells, so every task
     draws the same figure.
     """
-    from sampling_argmax.metrics import instance_confidence, instance_errors
-
     weight = outputs.get("target_weight")
     return (instance_confidence(outputs["confidence"], weight),
             instance_errors(outputs["pred_grid"], outputs["target"], weight))
@@ -290,8 +321,6 @@ def plot_calibration(points: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
-
-    from sampling_argmax.metrics import binned_by_confidence, pearson
 
     if not points:
         raise ValueError("no calibration points to plot; evaluate at least one model first")
@@ -327,14 +356,7 @@ def plot_calibration(points: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]
 
 def load_trained(checkpoint: Path, config: Path | None = None):
     """(module, datamodule) of a checkpoint written by ``sampling-argmax fit`` or ``compare``."""
-    from lightning.pytorch.cli import instantiate_module
-    from lightning.pytorch import LightningDataModule
-
-    from sampling_argmax.training.module import LocalizationModule
-
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"--checkpoint {checkpoint} does not exist; pass a .ckpt written by fit/compare")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = read_checkpoint(checkpoint, "--checkpoint")
     if "model" not in state.get("hyper_parameters", {}):
         raise ValueError(
             f"{checkpoint} does not record how its model was built (it was not written through the "
@@ -344,8 +366,6 @@ def load_trained(checkpoint: Path, config: Path | None = None):
     module = LocalizationModule.load_from_checkpoint(checkpoint, map_location="cpu")
     data_hparams = dict(state.get("datamodule_hyper_parameters", {}))
     if config is not None:
-        from sampling_argmax.training.cli import SamplingArgmaxCLI
-
         cli = SamplingArgmaxCLI(args=["--config", str(config), "--trainer.logger", "false"], run=False)
         return module, cli.datamodule
     if "_class_path" not in data_hparams:

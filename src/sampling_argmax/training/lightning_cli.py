@@ -1,0 +1,298 @@
+"""The LightningCLI of ``sampling-argmax fit | validate | test | predict`` (the dispatcher is in ``cli.py``).
+
+A run is a task config (data module + model + evaluator + trainer) and a method chosen by name:
+``--method NAME`` (one of the paper's six) with ``--method_args`` for constructor overrides; a config
+states its default ``method:`` and the task's ``method_args`` (e.g. a Gumbel form for every sampling
+method). Runs live in ``<default_root_dir>`` = ``runs/<task>/<method>`` unless set: ``checkpoints/``
+(:mod:`~sampling_argmax.training.checkpoints`), ``logs/version_N/`` (TensorBoard + CSV + the resolved
+``config.yaml``) and ``run.lock`` while a process works there.
+
+``validate``/``test``/``predict`` evaluate the weights of ``--ckpt_path`` (a file, or ``last`` = the run
+folder's ``checkpoints/last.ckpt``) with the model and method recorded in that checkpoint, and say so; a
+``--method`` on the command line that contradicts the checkpoint is refused.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from sampling_argmax.data.base import LocalizationDataModule
+from sampling_argmax.methods import PAPER_METHODS, method_config, paper_method
+from sampling_argmax.training.checkpoints import (
+    LAST,
+    RunLock,
+    check_output_folder,
+    checkpoint_callbacks,
+    read_checkpoint,
+)
+from sampling_argmax.training.module import LocalizationModule
+
+__all__ = ["SamplingArgmaxCLI", "DEFAULTS", "default_root_dir", "task_method_config"]
+
+#: Built-in defaults: the synthetic 2D task (configs/synthetic.yaml spells out the same values).
+#: They apply only when no ``--config`` is given, so a task's YAML never inherits the synthetic
+#: task's trainer limits or model (e.g. 8 batches an epoch, 1 input channel).
+DEFAULTS: dict[str, Any] = {
+    "data": {"class_path": "sampling_argmax.data.synthetic.SyntheticDataModule", "init_args": {}},
+    "model.model": {
+        "class_path": "sampling_argmax.models.SmallHeatmapNet",
+        "init_args": {"num_keypoints": 3, "dims": 2, "in_channels": 1, "width": 16},
+    },
+    "model.evaluator": {"class_path": "sampling_argmax.metrics.localization.KeypointEvaluator",
+                        "init_args": {"pck_threshold": 2.0}},
+    "method": "samp_tri",
+    "model.lr": 2e-3,
+    "model.milestones": [24],
+    # 30 short epochs of 8 batches: the paper's per-epoch τ schedule anneals over the run as on MTFL
+    "trainer.max_epochs": 30,
+    "trainer.limit_train_batches": 8,
+    "trainer.check_val_every_n_epoch": 5,
+    "trainer.log_every_n_steps": 8,
+    "trainer.num_sanity_val_steps": 0,
+}
+
+_EVALUATING = ("validate", "test", "predict")
+
+
+def task_method_config(name: str, method_args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``class_path`` config of paper method ``name`` under a task's ``method_args``.
+
+    ``method_args`` holds constructor overrides. A plain key applies to every method whose constructor
+    has that argument (``{"gumbel": "authors"}`` sets the Gumbel form of the three sampling methods and
+    leaves the soft-argmax ones alone); a key that is a method name holds overrides for that method only
+    (``{"soft_dr": {"regularizer_weight": 0.01}}``). A key that no method has is an error.
+
+    >>> task_method_config("soft", {"gumbel": "authors"})["class_path"]
+    'sampling_argmax.methods.SoftArgmaxMethod'
+    """
+    if name not in PAPER_METHODS:
+        raise ValueError(f"--method {name!r} is not one of {', '.join(PAPER_METHODS)}")
+    args = dict(method_args or {})
+    accepted = {m: set(inspect.signature(type(paper_method(m)).__init__).parameters) - {"self"} for m in PAPER_METHODS}
+    known = set().union(*accepted.values())
+    overrides: dict[str, Any] = {}
+    for key, value in args.items():
+        if key in PAPER_METHODS:
+            if not isinstance(value, dict):
+                raise ValueError(f"--method_args {key}: {value!r} must be a dict of {key}'s constructor arguments")
+            continue
+        if key not in known:
+            raise ValueError(
+                f"--method_args {key!r} is not an argument of any method; valid ones are {sorted(known)}, or a "
+                f"method name ({', '.join(PAPER_METHODS)}) holding that method's own overrides"
+            )
+        if key in accepted[name]:
+            overrides[key] = value
+    overrides.update(args.get(name, {}))
+    return method_config(name, overrides)
+
+
+def default_root_dir(datamodule: Any, method: Any) -> str:
+    """``runs/<task>/<method>``: one folder per task and method, so ``--resume`` finds its own run."""
+    task = getattr(datamodule, "task", "") or type(datamodule).__name__.removesuffix("DataModule").lower()
+    return str(Path("runs") / task / getattr(method, "name", type(method).__name__))
+
+
+def _given(argv: list[str], *options: str) -> bool:
+    return any(str(a) == o or str(a).startswith((o + "=", o + ".")) for a in argv for o in options)
+
+
+class SamplingArgmaxCLI(LightningCLI):
+    """LightningCLI with ``--method``, ``--seed``, ``--resume``, crash-safe checkpoints and a run lock."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        argv = kwargs.get("args")  # always passed by keyword here
+        argv = sys.argv[1:] if argv is None else argv
+        self.argv = [] if isinstance(argv, dict) else [str(a) for a in argv]
+        self.builtin_defaults = not (isinstance(argv, dict) or _given(self.argv, "--config", "-c"))
+        kwargs.setdefault("model_class", LocalizationModule)
+        kwargs.setdefault("subclass_mode_data", True)
+        kwargs.setdefault("seed_everything_default", 0)
+        kwargs.setdefault("auto_configure_optimizers", False)  # Adam + MultiStepLR live in the module
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        super().__init__(*args, **kwargs)
+
+    # ---------------------------------------------------------------- arguments
+
+    def add_default_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--seed_everything", "--seed", type=bool | int, default=self.seed_everything_default,
+            help="Seed of seed_everything (model init, sampling noise, shuffling); True = random.",
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--method", type=str | None, default=None,
+            help=f"The method, by name: {', '.join(PAPER_METHODS)} (or give --model.method as a class_path).",
+        )
+        parser.add_argument(
+            "--method_args", type=dict | None, default=None,
+            help='Method constructor overrides as JSON, e.g. \'{"num_samples": 10}\'; a plain key applies to every '
+            'method that has the argument, a method-name key to that method only: \'{"soft_dr": {...}}\'.',
+        )
+        parser.add_argument(
+            "--resume", type=bool, default=False,
+            help="fit: continue from <default_root_dir>/checkpoints/last.ckpt when it exists (same as --ckpt_path last).",
+        )
+        parser.add_argument(
+            "--checkpoint_every_n_steps", type=int, default=50,
+            help="Also write last.ckpt every N training steps, so a killed run loses at most N steps (0 = epochs only).",
+        )
+        parser.add_argument(
+            "--pretrained", type=str | None, default=None,
+            help="Local torchvision ResNet state dict for the backbone (the paper's ImageNet init), e.g. "
+            "resnet18-f37072fd.pth; same as --model.model.init_args.pretrained. Nothing is ever downloaded.",
+        )
+        if self.builtin_defaults:
+            parser.set_defaults(DEFAULTS)
+
+    def _parse_ckpt_path(self) -> None:
+        """Build the method from ``--method``; checkpoints are read later, after the classes exist.
+
+        (LightningCLI would overlay a checkpoint's hyperparameters on the config here, silently replacing a
+        method given on the command line; :meth:`_evaluated_checkpoint` checks and says what is used instead.)
+        """
+        config = self._section()
+        name, model_method = config.get("method"), config.get("model.method")
+        if _given(self.argv, "--model.method") and not _given(self.argv, "--method"):
+            name = config["method"] = None  # a method object on the command line replaces the config's name
+        if name is None and model_method is None:
+            raise ValueError("no method: pass --method NAME (one of " + ", ".join(PAPER_METHODS) + ") or put "
+                             "'method: NAME' in the config")
+        if name is not None and model_method is not None:
+            raise ValueError(
+                f"both --method {name} and --model.method ({model_method.get('class_path')}) are given; keep one "
+                "(--method NAME with --method_args for overrides)"
+            )
+        if name is not None:
+            built = task_method_config(name, config.get("method_args"))
+            update = {"model": {"method": built}}
+            self.config = self.parser.parse_object(
+                {self.config["subcommand"]: update} if self.config.get("subcommand") else update, self.config
+            )
+        elif config.get("method_args"):
+            raise ValueError("--method_args needs --method NAME (with --model.method, set its init_args directly)")
+
+    def _section(self) -> Any:
+        subcommand = self.config.get("subcommand")
+        return self.config[subcommand] if subcommand else self.config
+
+    def before_instantiate_classes(self) -> None:
+        config = self._section()
+        path = config.get("pretrained")
+        if path is None:
+            return
+        model = config["model.model"]
+        if "pretrained" not in (model.get("init_args") or {}):
+            raise ValueError(
+                f"--pretrained {path}: the model {model.get('class_path')} has no pretrained backbone; use "
+                "sampling_argmax.models.ResNetDeconv (as in configs/mtfl and configs/coco.yaml) or drop --pretrained"
+            )
+        model.init_args.pretrained = path
+
+    # ---------------------------------------------------------------- trainer: folder, loggers, checkpoints, lock
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        config = self._get(self.config_init, "trainer", default={})
+        root = config.get("default_root_dir") or default_root_dir(self.datamodule, self.model.method)
+        check_output_folder(root, "--trainer.default_root_dir")
+        check_output_folder(Path(root) / "checkpoints", "the checkpoint folder")
+        kwargs["default_root_dir"] = root
+        if config.get("logger") in (None, True):
+            tensorboard = TensorBoardLogger(root, name="logs")
+            # the CSV file goes inside the TensorBoard run folder: one version number per run
+            kwargs["logger"] = [tensorboard, CSVLogger(tensorboard.log_dir, name="", version="csv")]
+        callbacks = list(config.get("callbacks") or [])
+        if config.get("enable_checkpointing", True) is not False and not any(
+            isinstance(c, ModelCheckpoint) for c in callbacks
+        ):
+            every = self._get(self.config, "checkpoint_every_n_steps", 50)
+            callbacks += checkpoint_callbacks(Path(root) / "checkpoints", every)
+        kwargs["callbacks"] = [*callbacks, RunLock(root)]
+        return super().instantiate_trainer(**kwargs)
+
+    # ---------------------------------------------------------------- subcommands
+
+    def before_fit(self) -> None:
+        options = self.config_init["fit"]
+        if options.get("resume") and options.get("ckpt_path") is None:
+            options["ckpt_path"] = "last"
+        path = options.get("ckpt_path")
+        if path == "last":
+            last = Path(self.trainer.default_root_dir) / "checkpoints" / LAST
+            options["ckpt_path"] = str(last) if last.is_file() else None  # nothing yet: a fresh run
+            if not last.is_file():
+                rank_zero_only(print)(f"--resume: no {last} yet, starting a fresh run")
+        elif path is not None:
+            self._check_compatible(read_checkpoint(path), path, resume=True)
+
+    def before_validate(self) -> None:
+        self._evaluated_checkpoint("validate")
+
+    def before_test(self) -> None:
+        self._evaluated_checkpoint("test")
+
+    def before_predict(self) -> None:
+        self._evaluated_checkpoint("predict")
+
+    def _evaluated_checkpoint(self, subcommand: str) -> None:
+        """Resolve ``--ckpt_path``, use the model and method it records, and say which weights are evaluated."""
+        options = self.config_init[subcommand]
+        path = options.get("ckpt_path")
+        if path is None:
+            raise ValueError(
+                f"{subcommand} needs --ckpt_path: a .ckpt file, or 'last' for {self.trainer.default_root_dir}/"
+                f"checkpoints/{LAST}; without one it would score untrained weights"
+            )
+        if path == "last":
+            path = str(Path(self.trainer.default_root_dir) / "checkpoints" / LAST)
+            if not Path(path).is_file():
+                raise FileNotFoundError(
+                    f"--ckpt_path last: {path} does not exist; train first (sampling-argmax fit with the same "
+                    "--config and --method) or give the checkpoint file"
+                )
+        state = read_checkpoint(path)
+        self._check_compatible(state, path, resume=False)
+        recorded = state.get("hyper_parameters", {})
+        if "model" in recorded and "method" in recorded:
+            stored = LocalizationModule.load_from_checkpoint(path, map_location="cpu")
+            wanted = self.model.method
+            if _given(self.argv, "--method", "--model.method") and repr(wanted) != repr(stored.method):
+                raise ValueError(
+                    f"--method {wanted!r} contradicts the checkpoint {path}, trained with {stored.method!r}; drop "
+                    "--method to evaluate it as trained, or give the checkpoint of that method"
+                )
+            # the weights, the architecture and the method are the checkpoint's; evaluation options the config's
+            self.model.model, self.model.method = stored.model, stored.method
+        options["ckpt_path"] = path
+        rank_zero_only(print)(
+            f"{subcommand}: weights {path} (epoch {state.get('epoch', '?')}, step {state.get('global_step', '?')}), "
+            f"method {self.model.method.name}"
+        )
+
+    def _check_compatible(self, state: dict[str, Any], path: str, resume: bool) -> None:
+        """Refuse a checkpoint of another task or architecture with a clear message."""
+        recorded = state.get("datamodule_hyper_parameters", {}).get("_class_path")
+        current = f"{type(self.datamodule).__module__}.{type(self.datamodule).__name__}"
+        if recorded and recorded != current:
+            raise ValueError(f"--ckpt_path {path} was trained on {recorded}, not on this config's {current}")
+        if not resume:
+            return
+        weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")}
+        own = self.model.model.state_dict()
+        wrong = [k for k in own if k not in weights or tuple(weights[k].shape) != tuple(own[k].shape)]
+        if wrong or set(weights) - set(own):
+            raise ValueError(
+                f"--ckpt_path {path} holds another architecture than this config's model (first mismatch: "
+                f"{(wrong or sorted(set(weights) - set(own)))[0]}); resume with the config it was trained with"
+            )

@@ -1,0 +1,222 @@
+"""Nothing lost, nothing silent: checkpoints, run folders, checkpoints given to evaluate, data/model pairing.
+
+Faults are made for real: files truncated or replaced, processes started and killed, broken statistics
+written into a live model.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from sampling_argmax.training.cli import main
+from sampling_argmax.training.compare import compare_main
+from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
+
+TINY = [
+    "--data.init_args.num_keypoints", "2", "--model.model.init_args.num_keypoints", "2",
+    "--data.init_args.size", "32", "--data.init_args.train_size", "64", "--data.init_args.val_size", "8",
+    "--data.init_args.test_size", "8", "--data.init_args.batch_size", "8",
+    "--model.model.init_args.width", "4", "--method_args", '{"num_samples": 2}',
+    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def step_of(path: Path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+
+
+def fit(root: Path, *extra: str) -> None:
+    main(["fit", *TINY, "--trainer.default_root_dir", str(root), *extra])
+
+
+# ---------------------------------------------------------------------------------- nothing lost
+
+
+def test_final_steps_are_saved_whatever_the_validation_cadence(tmp_path):
+    # 7 epochs x 8 steps with validation every 5 epochs and step checkpoints every 50: the old CLI's
+    # last.ckpt held step 50 of 56
+    fit(tmp_path / "a", "--trainer.max_epochs", "7", "--trainer.check_val_every_n_epoch", "5")
+    assert step_of(tmp_path / "a" / "checkpoints" / "last.ckpt") == 56
+    # max_steps that ends mid-epoch
+    fit(tmp_path / "b", "--trainer.max_epochs", "3", "--trainer.max_steps", "13", "--checkpoint_every_n_steps", "5")
+    assert step_of(tmp_path / "b" / "checkpoints" / "last.ckpt") == 13
+    assert [p.name for p in (tmp_path / "b" / "checkpoints").glob("last*.ckpt")] == ["last.ckpt"]
+
+
+def test_compare_never_deletes_a_finished_run(tmp_path, capsys):
+    args = ["--methods", "soft", "--seeds", "0", "--out", str(tmp_path), "--num_show", "0", *TINY,
+            "--trainer.max_epochs", "1"]
+    compare_main(args)
+    last = tmp_path / "runs" / "soft" / "seed0" / "checkpoints" / "last.ckpt"
+    before = last.stat().st_mtime_ns
+    with pytest.raises(SystemExit, match="already have checkpoints.*--resume.*--overwrite"):
+        compare_main(args)
+    assert last.stat().st_mtime_ns == before  # untouched: nothing was deleted or retrained
+    compare_main([*args, "--overwrite"])
+    assert last.is_file() and last.stat().st_mtime_ns != before  # trained again, as asked
+    with pytest.raises(SystemExit):
+        compare_main([*args, "--overwrite", "--resume"])
+
+
+def _fit_process(root: Path, log: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "sampling_argmax.training.cli", "fit", *TINY,
+               "--trainer.default_root_dir", str(root), *extra]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+
+
+@pytest.mark.slow
+def test_a_second_run_on_a_busy_folder_fails_fast_naming_the_holder(tmp_path):
+    root = tmp_path / "run"
+    first = _fit_process(root, tmp_path / "first.log", "--trainer.max_epochs", "1000",
+                         "--data.init_args.train_size", "4096", "--trainer.limit_train_batches", "1.0")
+    try:
+        deadline = time.monotonic() + 120
+        while not ((root / "run.lock").is_file() and (root / "run.lock").read_text()):
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the first run never took its lock"
+            time.sleep(0.1)
+        start = time.monotonic()
+        second = subprocess.run(
+            [sys.executable, "-m", "sampling_argmax.training.cli", "fit", *TINY, "--trainer.default_root_dir",
+             str(root), "--resume", "true"],
+            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120,
+        )
+        assert second.returncode == 1 and time.monotonic() - start < 60
+        assert "in use by another run" in second.stderr and f'"pid": {first.pid}' in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # the OS released the killed holder's lock: its own --resume is not blocked
+    fit(root, "--trainer.max_epochs", "1", "--resume", "true")
+    assert (root / "checkpoints" / "last.ckpt").is_file()
+
+
+class _BreakBatchNorm(L.Callback):
+    """Writes inf into the BatchNorm statistics at step 5, as an overflowing batch would."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == 5:
+            for module in pl_module.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.running_var.fill_(float("inf"))
+
+
+def test_a_diverged_model_is_never_saved_and_the_run_fails(tmp_path):
+    cli = SamplingArgmaxCLI(args=[*TINY, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "2",
+                                  "--checkpoint_every_n_steps", "2"], run=False)
+    cli.trainer.callbacks.append(_BreakBatchNorm())
+    from sampling_argmax.training.module import DivergedError
+
+    with pytest.raises(DivergedError, match=r"running_var'\] hold NaN or inf"):
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == 4  # the last good one
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+
+
+def test_a_learning_rate_that_explodes_stops_with_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        fit(tmp_path, "--trainer.max_epochs", "3", "--model.lr", "1e12")
+    err = capsys.readouterr().err
+    assert "diverged" in err or "NaN or inf" in err
+
+
+# ---------------------------------------------------------------------------------- nothing silent
+
+
+def test_evaluating_needs_a_checkpoint_and_refuses_contradictions(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path)])
+    assert "needs --ckpt_path" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "last"])
+    assert "last.ckpt does not exist" in capsys.readouterr().err
+    fit(tmp_path, "--trainer.max_epochs", "1")
+    ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
+    with pytest.raises(SystemExit):
+        main(["validate", *TINY, "--method", "soft", "--trainer.default_root_dir", str(tmp_path / "v"),
+              "--ckpt_path", ckpt])
+    assert "contradicts the checkpoint" in capsys.readouterr().err
+    main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path / "t"), "--ckpt_path", ckpt])
+    assert f"test: weights {ckpt} (epoch 1, step 8), method samp_tri" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint\n", "truncated"])
+def test_files_that_are_not_checkpoints_are_clear_errors(tmp_path, capsys, content):
+    fit(tmp_path, "--trainer.max_epochs", "1")
+    bad = tmp_path / "bad.ckpt"
+    if content == "truncated":
+        good = (tmp_path / "checkpoints" / "last.ckpt").read_bytes()
+        content = good[: len(good) // 2]
+    bad.write_bytes(content)
+    for command in (["test", *TINY, "--trainer.default_root_dir", str(tmp_path / "t")],
+                    ["fit", *TINY, "--trainer.default_root_dir", str(tmp_path / "f")]):
+        with pytest.raises(SystemExit):
+            main([*command, "--ckpt_path", str(bad)])
+        err = capsys.readouterr().err
+        assert str(bad) in err and ("empty" in err or "not a readable checkpoint" in err)
+
+
+def test_a_checkpoint_of_another_task_or_architecture_is_refused(tmp_path, capsys):
+    fit(tmp_path, "--trainer.max_epochs", "1")
+    ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
+    one_d = ["--data.init_args.dims", "1", "--model.model.init_args.dims", "1", "--data.init_args.size", "64"]
+    with pytest.raises(SystemExit):
+        main(["fit", *TINY, *one_d, "--trainer.default_root_dir", str(tmp_path / "x"), "--ckpt_path", ckpt])
+    assert "holds another architecture" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mismatch,match", [
+    (["--model.model.init_args.num_keypoints", "3"], r"outputs maps of shape \(B, 3, 16, 16\).*num_keypoints=2"),
+    (["--model.model.init_args.in_channels", "3"], r"cannot take SyntheticDataModule's input of shape \(B, 1, 32, 32\)"),
+    (["--model.model.init_args.dims", "1"], r"cannot take SyntheticDataModule's input"),
+])
+def test_data_and_model_that_disagree_fail_before_the_first_step(tmp_path, capsys, mismatch, match):
+    with pytest.raises(SystemExit):
+        fit(tmp_path, "--trainer.max_epochs", "1", *mismatch)
+    assert pytest.importorskip("re").search(match, capsys.readouterr().err)
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # not one step was taken
+
+
+def test_output_folders_that_are_files_are_refused_at_start(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit):
+        fit(tmp_path / "file")
+    assert "is a file" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").write_text("x")
+    with pytest.raises(SystemExit):
+        fit(tmp_path / "run")
+    assert "checkpoints is a file" in capsys.readouterr().err
+    with pytest.raises(NotADirectoryError, match="--out"):
+        compare_main(["--methods", "soft", "--out", str(tmp_path / "file" / "report"), *TINY])
+
+
+def test_pretrained_file_that_is_not_weights_is_a_clear_error(tmp_path):
+    from sampling_argmax.models import ResNetDeconv
+
+    (tmp_path / "notes.pth").write_text("hello")
+    with pytest.raises(ValueError, match="not a readable torch state dict"):
+        ResNetDeconv(depth=18, num_keypoints=2, pretrained=str(tmp_path / "notes.pth"))
+    from torchvision.models import resnet34
+
+    torch.save(resnet34(weights=None).state_dict(), tmp_path / "r34.pth")
+    with pytest.raises(ValueError, match="does not match a torchvision ResNet of this depth"):
+        ResNetDeconv(depth=18, num_keypoints=2, pretrained=str(tmp_path / "r34.pth"))
