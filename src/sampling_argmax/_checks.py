@@ -14,6 +14,7 @@ Messages name the argument, say what was expected, what was got, and how to fix 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 
@@ -61,11 +62,13 @@ def set_input_checks(enabled: bool) -> bool:
     return previous
 
 
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+
+
 def _skip_data_checks() -> bool:
     # Data-dependent checks (a full pass + host sync) cannot be traced/compiled; exporters skip them.
-    if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
-        return True
-    return not _INPUT_CHECKS
+    return _tracing() or not _INPUT_CHECKS
 
 
 # ------------------------------------------------------------------------------------------------ structural
@@ -231,6 +234,7 @@ def check_choice(value, name: str, choices: tuple) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=None)
 def _device_memory_bytes(device: torch.device) -> int | None:
     """Total memory of ``device`` (physical RAM for the CPU), or None when unknown."""
     if device.type == "cuda":
@@ -274,7 +278,7 @@ def check_sampling_budget(logits: Tensor, num_samples: int, length: int, dims: i
         estimate = 3 * map_bytes + chunk_bytes + 5 * num_samples * b * k * dims * item
     else:
         estimate = 3 * num_samples * map_bytes + num_samples * per_sample * 2 + 2 * map_bytes
-    total = _device_memory_bytes(logits.device)
+    total = None if _tracing() else _device_memory_bytes(logits.device)  # a host query: not traceable
     if total is not None and estimate > total:
         fix = ("use fewer samples or a smaller batch" if efficient else
                "use implementation='efficient' (memory independent of num_samples; not with the authors' "

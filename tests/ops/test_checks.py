@@ -163,9 +163,12 @@ def test_switch_turns_the_data_checks_off_and_back_on():
 
 def test_data_checks_are_skipped_under_torch_compile():
     # fullgraph=True fails on any graph break, such as the host sync of a data check
+    vr, dr = paper_method("soft_vr"), paper_method("soft_dr")
+
     def total(pred, target, weight, logits):
         return coordinate_loss(pred, target, weight) + variance_loss(logits, weight=weight) + \
-            distribution_loss(logits, target, weight=weight)
+            distribution_loss(logits, target, weight=weight) + vr.loss(logits, target, weight) + \
+            dr.loss(logits, target, weight)
 
     compiled = torch.compile(total, fullgraph=True, backend="aot_eager")
     logits, target = _grid_inputs()
