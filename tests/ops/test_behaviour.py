@@ -54,5 +54,5 @@ def test_sampling_argmax_concentrates_soft_argmax_stays_spread(one_thread):
     assert tri_mass >= 0.8, tri_mass
     assert torch.all(tri_var < 0.5), tri_var
     assert tri_mass > soft_mass
-    # and still reads out near the target (within the cell-centre bias, see benchmarks/readout_bias.py)
+    # and still reads out near the target (within the cell-centre bias, see experiments/readout_bias.py)
     assert tri_error < 0.5

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MTFL ablations beside benchmarks/mtfl_compare.sh (same config, seeds 0 1 2), one question each:
+# MTFL ablations beside experiments/mtfl_compare.sh (same config, seeds 0 1 2), one question each:
 #   vr_normalized  Soft w/ V.R. with the variance on the coordinate loss's scale: weight 1 / 32^4, i.e.
 #                  (Var/32^2 - 4/32^2)^2 on cpu.yaml's 32x32 map instead of (Var - 4)^2 in cell^2 (which
 #                  collapses); another map size needs 1 / size^4;

@@ -9,8 +9,8 @@ which trains the read-out itself, has no such bias.
 
 Usage::
 
-    python benchmarks/readout_bias.py                  # 1D (W=16, target 7.3) and 2D (16x16, target (7.3, 5.6))
-    python benchmarks/readout_bias.py --steps 300 --no-write   # quick look
+    python experiments/readout_bias.py                  # 1D (W=16, target 7.3) and 2D (16x16, target (7.3, 5.6))
+    python experiments/readout_bias.py --steps 300 --no-write   # quick look
 
 Prints a Markdown table and writes it (with the command and machine) to .readme_parts/readout_bias.md.
 """
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
           file=sys.stderr)
 
     if not args.no_write:
-        command = "python benchmarks/readout_bias.py" + ("" if argv is None and len(sys.argv) == 1 else
+        command = "python experiments/readout_bias.py" + ("" if argv is None and len(sys.argv) == 1 else
                                                           " " + " ".join(sys.argv[1:] if argv is None else argv))
         machine = f"{torch.get_num_threads()}-thread CPU run on a 2-core machine ({platform.machine()}), torch {torch.__version__}"
         text = f"""### Read-out bias of sampling-argmax toward cell centres

@@ -18,7 +18,7 @@ against the distance between the eyes, measured on the targets in cells.
 
 Usage::
 
-    python benchmarks/map_statistics.py reports/mtfl_cpu   # prints; writes map_statistics.md and calibration.png there
+    python experiments/map_statistics.py reports/mtfl_cpu   # prints; writes map_statistics.md and calibration.png there
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def map_statistics(checkpoint: Path) -> tuple[dict[str, float], tuple[np.ndarray
     outputs: dict[str, list[np.ndarray]] = defaultdict(list)
     eye_cells: list[np.ndarray] = []
     for batch in datamodule.test_dataloader():
-        logits = module.evaluation_logits(batch["image"], getattr(datamodule, "flip_pairs", None))
+        logits = module.evaluation_logits(batch, datamodule)
         pred = module.method.predict(logits).float()
         weight = batch["target_weight"].float()
         per_keypoint = {

@@ -1,7 +1,7 @@
 """Does the soft-argmax read-out learn what the loss trains? A short COCO overfitting probe per method setting.
 
-    python benchmarks/coco_gumbel_probe.py                       # ~5 min on 1 CPU thread
-    python benchmarks/coco_gumbel_probe.py --steps 150 --settings soft samp_tri:authors:2
+    python experiments/coco_gumbel_probe.py                       # ~5 min on 1 CPU thread
+    python experiments/coco_gumbel_probe.py --steps 150 --settings soft samp_tri:authors:2
 
 Trains a fresh ResNet-18 SimpleBaseline (64-channel deconvolutions, 128x96 input, 32x24 maps) with Adam 1e-3
 on the first 12 labeled people of ``coco-mini`` (no augmentation, eval crops), full batch, and reports the

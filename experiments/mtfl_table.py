@@ -1,7 +1,7 @@
 """Supplementary Table 1 layout (Abs. Err / Rel. Err rows, six method columns) and per-landmark errors
 from a compare report.
 
-Usage: python benchmarks/mtfl_table.py reports/mtfl_cpu   ->  prints and writes reports/mtfl_cpu/table1.md
+Usage: python experiments/mtfl_table.py reports/mtfl_cpu   ->  prints and writes reports/mtfl_cpu/table1.md
 """
 
 from __future__ import annotations
