@@ -220,3 +220,22 @@ def test_pretrained_file_that_is_not_weights_is_a_clear_error(tmp_path):
     torch.save(resnet34(weights=None).state_dict(), tmp_path / "r34.pth")
     with pytest.raises(ValueError, match="does not match a torchvision ResNet of this depth"):
         ResNetDeconv(depth=18, num_keypoints=2, pretrained=str(tmp_path / "r34.pth"))
+
+
+def test_command_line_values_that_cannot_work_are_refused(tmp_path, capsys):
+    for bad in (["--methods", "soft", "soft"], ["--seeds", "1", "1"], ["--num_show", "-1"]):
+        with pytest.raises(SystemExit):
+            compare_main([*bad, "--out", str(tmp_path)])
+        assert "error" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", *TINY, "--checkpoint_every_n_steps", "-5", "--trainer.default_root_dir", str(tmp_path)])
+    assert "checkpoint_every_n_steps=-5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", str(tmp_path)])
+    assert "is a folder; give the .ckpt file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", *TINY, "--method", "hard_argmax", "--trainer.default_root_dir", str(tmp_path)])
+    assert "--method 'hard_argmax' is not one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", *TINY, "--method_args", '{"num_sample": 3}', "--trainer.default_root_dir", str(tmp_path)])
+    assert "'num_sample' is not an argument of any method" in capsys.readouterr().err

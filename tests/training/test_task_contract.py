@@ -120,7 +120,7 @@ def toy_config(folder, kind, method):
                     "enable_model_summary": False, "num_sanity_val_steps": 0},
         "model": {"model": {"class_path": "toy_task.ToyNet", "init_args": {"kind": kind}},
                   "evaluator": {"class_path": "toy_task.ToyEvaluator"}, "lr": 0.01,
-                  "flip_test": kind == "points"},
+                  "flip_test": True},  # mirror along x on every grid and on the cloud
         "data": {"class_path": "toy_task.ToyDataModule",
                  "init_args": {"kind": kind, "size": 64 if kind == "points" else (16 if kind == "signal" else 8)}},
     }

@@ -54,6 +54,8 @@ def check_output_folder(path: str | os.PathLike, what: str) -> Path:
 def read_checkpoint(path: str | os.PathLike, what: str = "--ckpt_path") -> dict[str, Any]:
     """Load a Lightning checkpoint on the CPU (tensors only, no code), or explain why it is not one."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder; give the .ckpt file in it (e.g. {path}/checkpoints/{LAST})")
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist; give a .ckpt written by sampling-argmax fit or compare")
     if path.stat().st_size == 0:

@@ -169,6 +169,11 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     unknown = [m for m in args.methods if m not in PAPER_METHODS]
     if unknown:
         parser.error(f"unknown method(s) {unknown}; choose from {' '.join(PAPER_METHODS)}")
+    for name, values in (("--methods", args.methods), ("--seeds", args.seeds)):
+        if len(set(values)) != len(values):
+            parser.error(f"{name} lists {values} with repeats; each run needs its own folder")
+    if args.num_show < 0:
+        parser.error(f"--num_show {args.num_show} must be >= 0 (0 = no figures)")
     if args.resume and args.overwrite:
         parser.error("--resume continues existing runs and --overwrite deletes them; choose one")
     for path in args.config:

@@ -391,8 +391,8 @@ def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
     parser.add_argument("--pool", type=int, default=64, help="inputs searched for the 'hard' columns")
     parser.add_argument("--split", choices=("val", "test"), default="val")
     args = parser.parse_args(argv)
-    if args.num_samples < 1:
-        parser.error("--num_samples must be >= 1")
+    if args.num_samples < 1 or args.pool < 1:
+        parser.error(f"--num_samples ({args.num_samples}) and --pool ({args.pool}) must be >= 1")
     snapshots, datamodule = [], None
     for checkpoint in args.checkpoint:
         module, own_datamodule = load_trained(checkpoint, args.config)
