@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 SHARED_DATA = Path(os.environ.get("SAMPLING_ARGMAX_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 # data modules find their dataset under $SAMPLING_ARGMAX_DATA/<folder> (the task contract's one rule)
@@ -20,3 +21,13 @@ def shared_data() -> Path:
             "(../shared/data) or set SAMPLING_ARGMAX_DATA"
         )
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: the tests' small maps and models gain nothing from a second thread, and on the
+    shared 2-core machine two threads made them 5-15x slower (measured on the COCO smoke fits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,13 +10,6 @@ from sampling_argmax.methods import paper_method
 TARGET = (13.3, 18.6)  # x, y in cells: between cell centres on both axes
 
 
-@pytest.fixture
-def one_thread():
-    """A 32×32 map is too small for intra-op threads; on a busy machine they cost 10× the time."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def fit_free_logits(name: str, steps: int = 300, seed: int = 0):

@@ -16,13 +16,6 @@ from sampling_argmax.methods import paper_method
 SIZE, STEPS, BATCH, TRAIN, VAL = 48, 150, 32, 1024, 128
 
 
-@pytest.fixture
-def one_thread():
-    """Small convolutions gain nothing from a second thread; on a shared machine they lose a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _stack(dataset):

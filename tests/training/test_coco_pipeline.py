@@ -14,14 +14,7 @@ from sampling_argmax.metrics.coco import COCOEvaluator
 from sampling_argmax.models import ResNetDeconv
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared, oversubscribed 2-core machine two threads make these small
-    ResNet steps 5-15x slower (measured: a smoke fit 1.5 s with 1 thread, 9-26 s with 2)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

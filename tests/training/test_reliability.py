@@ -29,12 +29,7 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def step_of(path: Path) -> int:
@@ -213,7 +208,7 @@ def test_pretrained_file_that_is_not_weights_is_a_clear_error(tmp_path):
     from sampling_argmax.models import ResNetDeconv
 
     (tmp_path / "notes.pth").write_text("hello")
-    with pytest.raises(ValueError, match="not a readable torch state dict"):
+    with pytest.raises(ValueError, match="not a readable checkpoint or state dict"):
         ResNetDeconv(depth=18, num_keypoints=2, pretrained=str(tmp_path / "notes.pth"))
     from torchvision.models import resnet34
 

@@ -14,13 +14,7 @@ from sampling_argmax.training.module import flip_average, gather_outputs, to_ori
 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models, and the shared test machine is oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_data(**kwargs):

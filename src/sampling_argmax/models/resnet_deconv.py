@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torchvision.models import resnet18, resnet50
 
+from sampling_argmax._io import load_tensors
+
 _BACKBONES = {18: (resnet18, 512), 50: (resnet50, 2048)}
 
 
@@ -103,13 +105,7 @@ def _load_torchvision_state(backbone: nn.Module, path: str) -> None:
             f"pretrained={path!r} does not exist; pass the path of a local torchvision ResNet state dict "
             "(e.g. resnet50-0676ba61.pth downloaded once by hand), or pretrained=None for random init"
         )
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises a different type for each way a file can be broken
-        raise ValueError(
-            f"pretrained={path!r} is not a readable torch state dict ({type(error).__name__}: {str(error)[:150]}); "
-            "give torchvision's ResNet weights file (e.g. resnet18-f37072fd.pth)"
-        ) from None
+    state = load_tensors(file, "pretrained=", "give torchvision's ResNet weights file (e.g. resnet18-f37072fd.pth)")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from sampling_argmax._io import load_tensors
 
 __all__ = ["RunLock", "RunLockedError", "FinalCheckpoint", "checkpoint_callbacks", "read_checkpoint",
            "check_output_folder"]
@@ -61,13 +62,7 @@ def read_checkpoint(path: str | os.PathLike, what: str = "--ckpt_path") -> dict[
     if path.stat().st_size == 0:
         raise ValueError(f"{what} {path} is empty (0 bytes): the run was killed while writing it; use an earlier "
                          "checkpoint of the same folder")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises a different type for each way a file can be broken
-        raise ValueError(
-            f"{what} {path} is not a readable checkpoint ({type(error).__name__}: {str(error)[:200]}); it is "
-            "truncated or another kind of file: give a .ckpt written by sampling-argmax fit or compare"
-        ) from None
+    state = load_tensors(path, what, "give a .ckpt written by sampling-argmax fit or compare")
     if not isinstance(state, dict) or "state_dict" not in state:
         raise ValueError(f"{what} {path} holds no model weights ('state_dict'); it is not a Lightning checkpoint")
     return state
