@@ -4,7 +4,7 @@
 # {the paper's schedule tau = max(0.5, 2 - 3 epoch/50), constant tau = 1, constant tau = 0.5}, 3 seeds,
 # on the synthetic 2D task and on configs/mtfl/cpu.yaml. Resumable: run it again after an interruption.
 # Seeds are the outer loop, so an interrupted study still has every cell at seed 0.
-# Then: python experiments/gumbel_tau_table.py $OUT  (error and map statistics per cell).
+# Then: python experiments/gumbel_tau_table.py $OUT  (metrics and map statistics per cell).
 #   TASKS="synthetic mtfl" OUT=reports/gumbel_tau experiments/gumbel_tau_study.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

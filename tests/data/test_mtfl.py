@@ -91,7 +91,16 @@ def test_missing_annotation_file_and_test_split_explain_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="data_root"):
         read_annotations(tmp_path / "training.txt")
     with pytest.raises(FileNotFoundError, match="testing.txt not found"):
-        MTFLDataModule(data_root=str(tmp_path)).setup("test")
+        MTFLDataModule(data_root=str(tmp_path), test_split="official").setup("test")
+
+
+def test_auto_test_split_is_the_official_one_when_present_and_says_which(tmp_path):
+    auto = MTFLDataModule(data_root=str(tmp_path))
+    assert auto.test_split == "val" and auto.references("test")["split"].startswith("validation split")
+    (tmp_path / "testing.txt").write_text("")
+    auto = MTFLDataModule(data_root=str(tmp_path))
+    assert auto.test_split == "official" and auto.references("test")["split"] == "testing.txt (official test)"
+    assert auto.references("val")["split"].startswith("validation split")
 
 
 def test_validation_split_is_deterministic_stratified_and_disjoint(records):

@@ -442,7 +442,8 @@ class MTFLDataModule(LocalizationDataModule):
         cache_dir: decode the images once into a downscaled cache there (longer side 2 × input_size);
             None reads the JPEGs each time.
         test_split: what ``test`` evaluates: ``"official"`` = ``testing.txt`` (the 2,995 AFLW faces of
-            a full MTFL copy), ``"val"`` = the validation split (for copies without the test split).
+            a full MTFL copy), ``"val"`` = the validation split, ``"auto"`` = ``testing.txt`` when the data
+            folder has it, else the validation split. ``references("test")["split"]`` names the one used.
         whole_frame_prob, tight_range, scale, rotation, rotation_prob, flip_prob: training framing and
             augmentation (:class:`MTFLDataset`).
 
@@ -466,7 +467,7 @@ class MTFLDataModule(LocalizationDataModule):
         split_seed: int = 0,
         train_samples_per_epoch: int | None = None,
         cache_dir: str | None = None,
-        test_split: Literal["official", "val"] = "official",
+        test_split: Literal["auto", "official", "val"] = "auto",
         whole_frame_prob: float = 0.5,
         tight_range: tuple[float, float] = (1.8, 4.5),
         scale: float = 0.3,
@@ -478,8 +479,9 @@ class MTFLDataModule(LocalizationDataModule):
         self.save_hyperparameters()
         if input_size < 32 or heatmap_size < 2:
             raise ValueError(f"input_size={input_size} must be >= 32 and heatmap_size={heatmap_size} >= 2")
-        if test_split not in ("official", "val"):
-            raise ValueError(f"test_split={test_split!r} must be 'official' (testing.txt) or 'val' (the split of training.txt)")
+        if test_split not in ("auto", "official", "val"):
+            raise ValueError(f"test_split={test_split!r} must be 'auto', 'official' (testing.txt) or 'val' (the split "
+                             "of training.txt)")
         if train_samples_per_epoch is not None and train_samples_per_epoch < 1:
             raise ValueError(f"train_samples_per_epoch={train_samples_per_epoch} must be >= 1 or None (all faces)")
         if batch_size < 1 or num_workers < 0:
@@ -490,6 +492,8 @@ class MTFLDataModule(LocalizationDataModule):
         self.val_size, self.split_seed = val_size, split_seed
         self.train_samples_per_epoch = train_samples_per_epoch
         self.cache_dir = cache_dir
+        if test_split == "auto":
+            test_split = "official" if (self.data_root / "testing.txt").is_file() else "val"
         self.test_split = test_split
         self.augmentation = dict(whole_frame_prob=whole_frame_prob, tight_range=tuple(tight_range), scale=scale,
                                  rotation=rotation, rotation_prob=rotation_prob, flip_prob=flip_prob)
@@ -542,6 +546,11 @@ class MTFLDataModule(LocalizationDataModule):
 
     def _loader(self, dataset: Dataset, sampler=None, drop_last: bool = False) -> DataLoader:
         return self.loader(dataset, self.batch_size, self.num_workers, sampler=sampler, drop_last=drop_last)
+
+    def references(self, stage: str) -> dict[str, str]:
+        """Which faces a stage evaluates (reports say which split each number is on)."""
+        official = stage == "test" and self.test_split == "official"
+        return {"split": "testing.txt (official test)" if official else f"validation split of training.txt ({self.val_size} faces)"}
 
     @property
     def input_shape(self) -> tuple[int, ...]:

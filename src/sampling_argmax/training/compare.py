@@ -121,8 +121,10 @@ def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed:
     cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     metrics = {k.removeprefix("test/"): float(v) for k, v in cli.trainer.callback_metrics.items()
                if k.startswith("test/")}
-    row = {"method": method, "seed": seed, **metrics, "fit_time_s": fit_time,
-           "steps": cli.trainer.global_step, "task": getattr(cli.datamodule, "task", type(cli.datamodule).__name__)}
+    references = cli.datamodule.references("test") if hasattr(cli.datamodule, "references") else {}
+    row = {"method": method, "seed": seed, **metrics, "fit_time_s": fit_time, "steps": cli.trainer.global_step,
+           "task": getattr(cli.datamodule, "task", type(cli.datamodule).__name__),
+           "split": references.get("split", "test split")}
     # a pool of inputs; the figures show typical ones and the hardest (largest median error over methods)
     show = num_show and cli.trainer.is_global_zero
     snapshot = snapshot_maps(cli.model, cli.datamodule, max(64, num_show), split="test") if show else None
@@ -212,13 +214,14 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         zero = _is_rank_zero()  # known for sure once the first run has set up its strategy
         if zero:
             (root / "result.json").write_text(json.dumps(row, indent=1))
-            shown = ", ".join(f"{k} {row[k]:.3f}" for k in row if k not in ("method", "seed", "task", "steps", "num_samples"))
+            shown = ", ".join(f"{k} {row[k]:.3f}" for k in row
+                              if k not in ("method", "seed", "task", "steps", "num_samples", "split"))
             bar.write(f"{method:>9} seed {seed}: {shown}")
     if not zero:
         return rows
-    metrics = [k for k in rows[0] if k not in ("method", "seed", "task", "steps", "num_samples")]
+    metrics = [k for k in rows[0] if k not in ("method", "seed", "task", "steps", "num_samples", "split")]
     header = (f"Task: {rows[0].get('task', '?')}; seeds {' '.join(map(str, args.seeds))}; "
-              f"mean ± std over seeds; test split, final weights."
+              f"mean ± std over seeds; evaluated on: {rows[0]['split']}; final weights."
               + (f" Method overrides: {json.dumps(args.method_args)}." if args.method_args else "") + "\n\n")
     markdown = write_table(out, rows, args.methods, metrics, LABELS, header)
     if snapshots:
