@@ -234,3 +234,15 @@ def test_command_line_values_that_cannot_work_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["fit", *TINY, "--method_args", '{"num_sample": 3}', "--trainer.default_root_dir", str(tmp_path)])
     assert "'num_sample' is not an argument of any method" in capsys.readouterr().err
+
+
+def test_a_checkpoint_naming_classes_that_no_longer_exist_is_a_clear_error(tmp_path, capsys):
+    from sampling_argmax.training.report import visualize_main
+
+    fit(tmp_path, "--trainer.max_epochs", "1")
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    state["datamodule_hyper_parameters"]["_class_path"] = "sampling_argmax.training.SyntheticDataModule"  # moved away
+    state["hyper_parameters"]["model"]["class_path"] = "sampling_argmax.models.GoneNet"
+    torch.save(state, tmp_path / "old.ckpt")
+    with pytest.raises(ValueError, match=r"cannot rebuild the model and method recorded in .*old\.ckpt"):
+        visualize_main(["--checkpoint", str(tmp_path / "old.ckpt"), "--out", str(tmp_path / "fig")])

@@ -15,6 +15,7 @@ Guarantees (docs/reliability.md lists the test of each):
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import json
 import os
@@ -30,7 +31,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from sampling_argmax._io import load_tensors
 
 __all__ = ["RunLock", "RunLockedError", "FinalCheckpoint", "checkpoint_callbacks", "read_checkpoint",
-           "check_output_folder"]
+           "rebuild", "check_output_folder"]
 
 LAST = "last.ckpt"
 
@@ -66,6 +67,18 @@ def read_checkpoint(path: str | os.PathLike, what: str = "--ckpt_path") -> dict[
     if not isinstance(state, dict) or "state_dict" not in state:
         raise ValueError(f"{what} {path} holds no model weights ('state_dict'); it is not a Lightning checkpoint")
     return state
+
+
+def rebuild(build, path: str | os.PathLike, what: str) -> Any:
+    """Run ``build()`` (re-creating classes a checkpoint names); a failure names the checkpoint and the fix."""
+    try:
+        return build()
+    except (ImportError, AttributeError, TypeError, KeyError, ValueError, argparse.ArgumentError) as error:
+        raise ValueError(
+            f"cannot rebuild {what} recorded in {path} ({type(error).__name__}: {str(error)[:200]}); it was written "
+            "by another version of sampling-argmax or names classes that cannot be imported here: pass --config "
+            "with the run's YAML, or retrain"
+        ) from None
 
 
 class RunLock(Callback):

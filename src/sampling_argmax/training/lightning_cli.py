@@ -34,6 +34,7 @@ from sampling_argmax.training.checkpoints import (
     check_output_folder,
     checkpoint_callbacks,
     read_checkpoint,
+    rebuild,
 )
 from sampling_argmax.training.module import LocalizationModule
 
@@ -265,7 +266,8 @@ class SamplingArgmaxCLI(LightningCLI):
         self._check_compatible(state, path, resume=False)
         recorded = state.get("hyper_parameters", {})
         if "model" in recorded and "method" in recorded:
-            stored = LocalizationModule.load_from_checkpoint(path, map_location="cpu")
+            stored = rebuild(lambda: LocalizationModule.load_from_checkpoint(path, map_location="cpu"), path,
+                             "the model and method")
             wanted = self.model.method
             if _given(self.argv, "--method", "--model.method") and repr(wanted) != repr(stored.method):
                 raise ValueError(

@@ -20,7 +20,7 @@ from lightning.pytorch.cli import instantiate_module
 
 from sampling_argmax.data.base import input_key
 from sampling_argmax.metrics import binned_by_confidence, instance_confidence, instance_errors, pearson
-from sampling_argmax.training.checkpoints import read_checkpoint
+from sampling_argmax.training.checkpoints import read_checkpoint, rebuild
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 from sampling_argmax.training.module import LocalizationModule
 
@@ -363,7 +363,8 @@ def load_trained(checkpoint: Path, config: Path | None = None):
             "sampling-argmax CLI); load it in Python with LocalizationModule.load_from_checkpoint(path, model=..., "
             "method=...)"
         )
-    module = LocalizationModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    module = rebuild(lambda: LocalizationModule.load_from_checkpoint(checkpoint, map_location="cpu"), checkpoint,
+                     "the model and method")
     data_hparams = dict(state.get("datamodule_hyper_parameters", {}))
     if config is not None:
         cli = SamplingArgmaxCLI(args=["--config", str(config), "--trainer.logger", "false"], run=False)
@@ -374,7 +375,7 @@ def load_trained(checkpoint: Path, config: Path | None = None):
             "(logs/version_N/config.yaml beside the checkpoints)"
         )
     data_hparams.pop("_instantiator", None)
-    return module, instantiate_module(LightningDataModule, data_hparams)
+    return module, rebuild(lambda: instantiate_module(LightningDataModule, data_hparams), checkpoint, "the data module")
 
 
 def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
