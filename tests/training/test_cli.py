@@ -144,13 +144,14 @@ def test_pretrained_flag_loads_a_local_backbone_state(tmp_path):
     reference = resnet18(weights=None)
     path = tmp_path / "resnet18-local.pth"
     torch.save(reference.state_dict(), path)
-    config = str(REPO / "configs" / "mtfl" / "cpu.yaml")
-    cli = SamplingArgmaxCLI(args=["--config", config, "--pretrained", str(path), "--trainer.logger", "false"], run=False)
+    # the data folder only has to exist: building the CLI reads no annotation file
+    config = [str(REPO / "configs" / "mtfl" / "cpu.yaml"), "--data.init_args.data_root", str(tmp_path)]
+    cli = SamplingArgmaxCLI(args=["--config", *config, "--pretrained", str(path), "--trainer.logger", "false"], run=False)
     assert torch.equal(cli.model.model.backbone[0].weight, reference.conv1.weight)
-    fresh = SamplingArgmaxCLI(args=["--config", config, "--trainer.logger", "false"], run=False)
+    fresh = SamplingArgmaxCLI(args=["--config", *config, "--trainer.logger", "false"], run=False)
     assert not torch.equal(fresh.model.model.backbone[0].weight, reference.conv1.weight)
     with pytest.raises(ValueError, match="SmallHeatmapNet has no pretrained backbone"):
         SamplingArgmaxCLI(args=["--pretrained", str(path), "--trainer.logger", "false"], run=False)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        SamplingArgmaxCLI(args=["--config", config, "--pretrained", str(tmp_path / "missing.pth"),
+        SamplingArgmaxCLI(args=["--config", *config, "--pretrained", str(tmp_path / "missing.pth"),
                                 "--trainer.logger", "false"], run=False)
