@@ -19,7 +19,9 @@ Conventions shared by every task (one rule each):
 * a keypoint is inside the map when every coordinate lies in ``[-0.5, n - 0.5]`` (:func:`inside_map`);
 * ``to_original`` is a float64 homogeneous matrix from map units to the original image/object;
 * a horizontal flip mirrors x about the centre of the input (:func:`mirror_matrix`) and swaps the
-  ``flip_pairs``; the map of a mirrored input is the mirrored map (:meth:`LocalizationDataModule.mirror`).
+  ``flip_pairs``; the map of a mirrored input is the mirrored map (:meth:`LocalizationDataModule.mirror`);
+* predicting on a user's own files (optional): :meth:`LocalizationDataModule.raw_inputs` lists what a path
+  stands for and :meth:`LocalizationDataModule.prepare` frames one :class:`RawInput` as at evaluation.
 
 Example:
     >>> batch = {"image": torch.zeros(2, 3, 64, 64), "target": torch.zeros(2, 5, 2), "index": torch.arange(2)}
@@ -31,8 +33,11 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -47,6 +52,8 @@ __all__ = [
     "DATA_ENV",
     "Batch",
     "LocalizationDataModule",
+    "RawInput",
+    "without_data_files",
     "input_key",
     "inside_map",
     "mirror_matrix",
@@ -70,6 +77,42 @@ class Batch(TypedDict, total=False):
     target_weight: Tensor  # (B, K) >= 0
     index: Tensor  # (B,) dataset index: de-duplicates DDP outputs
     to_original: Tensor  # (B, dims + 1, dims + 1) float64, map units -> original units
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """One thing ``predict`` runs the model on: a user's file (or an in-memory array), and a box for top-down tasks.
+
+    Args:
+        source: a file path, or an array in the task's raw layout (e.g. an (H, W, 3) uint8 RGB image).
+        name: what the output row calls it (the path, ``file:line`` of an annotation file, ``array[3]``).
+        box: (x, y, w, h) in original pixels for top-down tasks; None = the task's default framing.
+        extra: values copied into the output row (e.g. a detection's ``score``, a COCO ``image_id``).
+    """
+
+    source: Path | np.ndarray
+    name: str
+    box: tuple[float, float, float, float] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+# False while data modules are built only to frame a user's files: their dataset folder is then not needed
+_NEED_DATA_FILES = contextvars.ContextVar("sampling_argmax_need_data_files", default=True)
+
+
+@contextmanager
+def without_data_files() -> Iterator[None]:
+    """Build data modules that will only :meth:`~LocalizationDataModule.prepare` raw inputs.
+
+    A checkpoint records its data module's arguments, and building it normally checks the dataset folder;
+    predicting on one's own images must work on a machine that has the checkpoint and no dataset, so
+    :meth:`~LocalizationDataModule.resolve_data_root` then returns the recorded folder unchecked.
+    """
+    token = _NEED_DATA_FILES.set(False)
+    try:
+        yield
+    finally:
+        _NEED_DATA_FILES.reset(token)
 
 
 def input_key(batch: dict[str, Any]) -> str:
@@ -120,6 +163,10 @@ class LocalizationDataModule(L.LightningDataModule):
     flip_pairs: Sequence[tuple[int, int]] | None = None
     #: Folder of the dataset under ``$SAMPLING_ARGMAX_DATA``; "" = no files needed (synthetic tasks).
     data_folder: str = ""
+    #: File suffixes (lower case, with the dot) that ``predict`` reads from a folder; () = no raw-file predict.
+    predict_suffixes: tuple[str, ...] = ()
+    #: Optional keypoint names for output columns (``left_eye_x``); None = ``kp0``, ``kp1``, ...
+    keypoint_names: Sequence[str] | None = None
 
     # ---------------------------------------------------------------- what the training module checks
 
@@ -146,11 +193,46 @@ class LocalizationDataModule(L.LightningDataModule):
         """What an evaluator needs beyond the gathered outputs (e.g. an annotation file); {} by default."""
         return {}
 
+    # ---------------------------------------------------------------- predict on a user's own files (optional)
+
+    def raw_inputs(self, path: Path, boxes: Path | None = None) -> list[RawInput]:
+        """The inputs one ``predict --input PATH`` stands for, in a fixed order.
+
+        Default: a folder gives its files whose suffix is in ``predict_suffixes`` (sorted; other files are
+        the caller's to report), a file gives itself. Tasks whose annotation files name inputs (MTFL's
+        ``training.txt``, COCO's json) or that take person ``boxes`` override it.
+        """
+        if boxes is not None:
+            raise ValueError(f"{type(self).__name__} takes no boxes (--boxes {boxes}); boxes are for top-down tasks")
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in self.predict_suffixes)
+            return [RawInput(p, str(p)) for p in files]
+        return [RawInput(path, str(path))]
+
+    def prepare(self, raw: RawInput) -> dict[str, Any]:
+        """Frame one raw input as the task's evaluation does, without labels.
+
+        Returns the model input under its key of :data:`INPUT_KEYS` (``(C, *spatial)`` or ``(N, d)`` float32
+        tensor, the same shape as ``input_shape``), ``"to_original"`` ((dims+1, dims+1) float64 tensor, map
+        units -> the file's pixels or object units) and optionally what the framing used (e.g. ``"box"``).
+        Raises ``ValueError``/``OSError`` naming ``raw.name`` for an input that cannot be read.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support predict on raw files: implement its prepare() (docs/tasks.md, "
+            "'Predicting on raw files'), or use `sampling-argmax predict --ckpt_path X` without --input to predict "
+            "the task's test split"
+        )
+
     # ---------------------------------------------------------------- helpers for subclasses
 
     def resolve_data_root(self, data_root: str | os.PathLike | None) -> Path:
         """The argument if given, else ``$SAMPLING_ARGMAX_DATA/<data_folder>``; a clear error otherwise."""
         name = type(self).__name__
+        if not _NEED_DATA_FILES.get():  # only framing raw inputs: the dataset folder is never read
+            env = os.environ.get(DATA_ENV)
+            if data_root is not None and str(data_root) != "":
+                return Path(data_root).expanduser()
+            return Path(env).expanduser() / self.data_folder if env else Path(f"<no {self.data_folder} folder>")
         if data_root is not None and str(data_root) != "":
             root = Path(data_root).expanduser()
             source = f"--data.data_root {root}"

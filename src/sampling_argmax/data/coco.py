@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, inside_map, mirror_matrix
+from sampling_argmax.data.base import LocalizationDataModule, RawInput, inside_map, mirror_matrix
 from sampling_argmax.data.transforms import (
     to_model_input,
     affine_matrix,
@@ -48,6 +48,7 @@ __all__ = [
     "load_detection_records",
     "COCOKeypoints",
     "COCODataModule",
+    "detections_by_file",
 ]
 
 COCO_KEYPOINT_NAMES = (
@@ -60,6 +61,8 @@ COCO_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), 
 UPPER_BODY = tuple(range(11))
 LOWER_BODY = tuple(range(11, 17))
 
+#: Image files `predict` reads from a folder.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _GET_COCO = "download it from https://cocodataset.org/#download (2017 Train/Val annotations and images)"
 
 
@@ -373,6 +376,49 @@ class COCOKeypoints(Dataset):
         return self.make_sample(index, center, size, rotation, flip)
 
 
+def detections_by_file(detection_file: Path, files: list[Path], score_threshold: float = 0.0
+                       ) -> tuple[dict[Path, list[dict]], int]:
+    """Person boxes of a COCO detection-results json for the given image files.
+
+    A detection names its image by ``file_name`` (relative or absolute) or, as in COCO's own files, by
+    ``image_id`` = the integer of the file name (``000000000785.jpg`` <-> 785). Returns (file -> its
+    detections {"bbox", "score", "image_id"} in the json's order, count of detections of no given file).
+    """
+    detections = _read_json(detection_file, "person detection results file (--boxes)",
+                            "Give a json list of {image_id or file_name, category_id, bbox [x, y, w, h], score}.")
+    if not isinstance(detections, list):
+        raise ValueError(f"--boxes {detection_file} must hold a json list of detections, got {type(detections).__name__}")
+    by_name = {f.name: f for f in files}
+    by_id = {int(f.stem): f for f in files if f.stem.isdigit()}
+    out: dict[Path, list[dict]] = {f: [] for f in files}
+    unmatched = 0
+    for number, det in enumerate(detections):
+        where = f"{detection_file}: detection #{number}"
+        if not isinstance(det, dict) or not ({"image_id", "file_name"} & set(det)):
+            raise ValueError(f"{where} must be a json object with image_id (or file_name), bbox and score")
+        if det.get("category_id", 1) != 1:
+            continue
+        score = _numbers(det.get("score", 1.0), where, "score")
+        if score.size != 1:
+            raise ValueError(f"{where}: 'score' must be one number, got {det.get('score')!r}")
+        if float(score[0]) < score_threshold:
+            continue
+        box = _box(det, where)
+        if "file_name" in det:
+            file = by_name.get(Path(str(det["file_name"])).name)
+        else:
+            try:
+                file = by_id.get(int(det["image_id"]))
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: image_id {det['image_id']!r} is not an integer; give 'file_name' "
+                                 "instead") from None
+        if file is None:
+            unmatched += 1
+            continue
+        out[file].append({"bbox": box, "score": float(score[0]), "image_id": det.get("image_id")})
+    return out, unmatched
+
+
 class COCODataModule(LocalizationDataModule):
     """COCO Keypoint 2017 for top-down 2D pose (SimpleBaseline, 256×192 input, 64×48 heatmaps).
 
@@ -398,6 +444,8 @@ class COCODataModule(LocalizationDataModule):
     data_folder = "coco"
     num_keypoints = 17
     flip_pairs = COCO_FLIP_PAIRS
+    keypoint_names = COCO_KEYPOINT_NAMES
+    predict_suffixes = IMAGE_SUFFIXES
 
     def __init__(
         self,
@@ -522,6 +570,74 @@ class COCODataModule(LocalizationDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+    # ---------------------------------------------------------------- predict on raw files
+
+    def raw_inputs(self, path: Path, boxes: Path | None = None) -> list[RawInput]:
+        """One input per person box.
+
+        ``path``: an image or a folder of images (boxes from ``boxes``, a COCO detection-results json, else
+        the whole image), or a COCO keypoint annotation json (``person_keypoints_*.json``: its ground-truth
+        person boxes, or the detections of ``boxes`` on its images, exactly as ``test`` frames them). The
+        annotation json's images are looked up beside it, else in ``<root>/<split>/`` of the COCO layout.
+        """
+        if path.is_file() and path.suffix.lower() == ".json":
+            data = _annotation_data(path)
+            image_dir = path.parent
+            first = next((i.get("file_name") for i in data["images"] if isinstance(i, dict)), None)
+            split = path.stem.removeprefix("person_keypoints_")
+            if first is not None and not (image_dir / str(first)).is_file() and (path.parent.parent / split).is_dir():
+                image_dir = path.parent.parent / split
+            records = (load_person_records(path, image_dir) if boxes is None
+                       else load_detection_records(boxes, path, image_dir, self.det_score_threshold))
+            return [RawInput(Path(r["file"]), f"{r['file']} box {n}", tuple(r["box"]),
+                             {"image": r["file"], "image_id": r["image_id"], "score": r["bbox_score"]})
+                    for n, r in enumerate(records)]
+        files = [Path(r.source) for r in super().raw_inputs(path)]
+        if boxes is None:
+            return [RawInput(f, str(f), extra={"image": str(f)}) for f in files]
+        found, _ = detections_by_file(boxes, files, self.det_score_threshold)
+        return [RawInput(f, f"{f} box {n}", tuple(d["bbox"]), {"image": str(f), "image_id": d["image_id"],
+                                                               "score": d["score"]})
+                for f in files for n, d in enumerate(found[f])]
+
+    def prepare(self, raw: RawInput) -> dict:
+        """The test-time top-down crop of :class:`COCOKeypoints`: the box (default: the whole image) grown to
+        the input's aspect ratio, padded by ``padding``, warped to ``input_size``; no flip, no rotation.
+
+        ``raw.source``: an image file or an (H, W, 3) uint8 RGB array; ``raw.box``: (x, y, w, h) pixels.
+        """
+        if isinstance(raw.source, np.ndarray):
+            image = raw.source
+            if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"{raw.name}: expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        else:
+            image = cv2.imread(str(raw.source), cv2.IMREAD_COLOR)  # the decoder of COCOKeypoints
+            if image is None:
+                raise ValueError(f"{raw.name}: cannot read the image (missing, truncated or not an image file)")
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        height, width = image.shape[:2]
+        box = _clean_box(raw.box if raw.box is not None else (0.0, 0.0, width, height), width, height)
+        if box is None:
+            raise ValueError(f"{raw.name}: the box {raw.box} is empty inside the {width}x{height} image")
+        record = {"file": str(raw.source) if not isinstance(raw.source, np.ndarray) else raw.name, "width": width,
+                  "height": height, "box": box, "keypoints": np.zeros((17, 2)), "visible": np.zeros(17, bool),
+                  "image_id": -1, "ann_id": -1, "bbox_score": 1.0}
+        crops = _GivenImage([record], image, train=False, **self.dataset_kwargs)
+        center, size, rotation, flip = crops.crop_params(record, None)
+        sample = crops.make_sample(0, center, size, rotation, flip)
+        return {"image": sample["image"], "to_original": sample["to_original"], "box": box}
+
+
+class _GivenImage(COCOKeypoints):
+    """COCOKeypoints over one already-decoded image (the raw input of ``predict``)."""
+
+    def __init__(self, records: list[dict], image: np.ndarray, **kwargs) -> None:
+        super().__init__(records, **kwargs)
+        self.image = image
+
+    def load_image(self, record: dict) -> np.ndarray:
+        return self.image
 
 
 def _record(image: dict, image_dir, box, keypoints: np.ndarray, visible: np.ndarray, *, ann_id: int, area: float,

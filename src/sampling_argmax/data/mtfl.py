@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from sampling_argmax.data.base import LocalizationDataModule, inside_map, mirror_matrix, swap_pairs
+from sampling_argmax.data.base import LocalizationDataModule, RawInput, inside_map, mirror_matrix, swap_pairs
 from sampling_argmax.data.transforms import (
     to_model_input,
     affine_matrix,
@@ -56,9 +56,13 @@ __all__ = [
     "crop_sample",
     "MTFLDataset",
     "MTFLDataModule",
+    "IMAGE_SUFFIXES",
+    "read_rgb",
 ]
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
+#: Image files `predict` reads from a folder.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 FLIP_PAIRS = [(0, 1), (3, 4)]
 _FIELDS = "'path x1 x2 x3 x4 x5 y1 y2 y3 y4 y5 gender smile glasses pose'"
 #: Smallest distance between the eye landmarks of a valid face (original pixels).
@@ -360,19 +364,22 @@ class MTFLDataset(Dataset):
         }
 
 
-def _read_rgb(record: MTFLRecord) -> np.ndarray:
-    """Decode an image fully: a truncated or corrupt file is an error naming it, never a grey patch."""
+def read_rgb(path: Path, where: str, fix: str = "re-extract it from the MTFL archive or remove its line") -> np.ndarray:
+    """Decode an image fully to (H, W, 3) uint8 RGB: a truncated or corrupt file is an error naming it
+    (``where``), never a grey patch."""
     try:
-        with Image.open(record.image) as image:
+        with Image.open(path) as image:
             image.load()  # raises on truncated data instead of padding it with grey
             return np.asarray(image.convert("RGB"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{record.source}: image {record.image} does not exist") from None
+        raise FileNotFoundError(f"{where}: image {path} does not exist") from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(
-            f"{record.source}: cannot decode image {record.image} ({error}); the file is truncated or not an "
-            "image: re-extract it from the MTFL archive or remove its line"
-        ) from None
+        raise ValueError(f"{where}: cannot decode image {path} ({error}); the file is truncated or not an image: "
+                         f"{fix}") from None
+
+
+def _read_rgb(record: MTFLRecord) -> np.ndarray:
+    return read_rgb(record.image, record.source)
 
 
 def cache_images(records: list[MTFLRecord], max_side: int, cache_dir: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -455,6 +462,8 @@ class MTFLDataModule(LocalizationDataModule):
     data_folder = "MTFL"
     num_keypoints = 5
     flip_pairs = FLIP_PAIRS
+    keypoint_names = LANDMARK_NAMES
+    predict_suffixes = IMAGE_SUFFIXES
 
     def __init__(
         self,
@@ -544,6 +553,9 @@ class MTFLDataModule(LocalizationDataModule):
             self.setup("test")
         return self._loader(self.test_set)
 
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
     def _loader(self, dataset: Dataset, sampler=None, drop_last: bool = False) -> DataLoader:
         return self.loader(dataset, self.batch_size, self.num_workers, sampler=sampler, drop_last=drop_last)
 
@@ -551,6 +563,37 @@ class MTFLDataModule(LocalizationDataModule):
         """Which faces a stage evaluates (reports say which split each number is on)."""
         official = stage == "test" and self.test_split == "official"
         return {"split": "testing.txt (official test)" if official else f"validation split of training.txt ({self.val_size} faces)"}
+
+    # ---------------------------------------------------------------- predict on raw files
+
+    def raw_inputs(self, path: Path, boxes: Path | None = None) -> list[RawInput]:
+        """An image, a folder of images, or an annotation file in the official format (``training.txt``,
+        ``testing.txt``: its images, in line order, named ``file:line``)."""
+        if path.is_file() and path.suffix.lower() == ".txt" and boxes is None:
+            return [RawInput(r.image, r.source, extra={"image": str(r.image)})
+                    for r in read_annotations(path, check_images=False)]  # a missing image fails on its own row
+        return super().raw_inputs(path, boxes)
+
+    def prepare(self, raw: RawInput) -> dict:
+        """The evaluation framing of :class:`MTFLDataset`: the whole image letterboxed to a square, resized.
+
+        ``raw.source``: an image file, or an (H, W, 3) uint8 RGB / (H, W) grey array. The detected face is
+        not cropped (evaluation never is); images framed like the training data (a face filling a good part
+        of the frame) work best.
+        """
+        if isinstance(raw.source, np.ndarray):
+            image = raw.source
+            if image.ndim == 2:
+                image = np.repeat(image[..., None], 3, axis=-1)
+            if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"{raw.name}: expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        else:
+            image = read_rgb(Path(raw.source), raw.name, "give a readable JPEG/PNG")
+        height, width = image.shape[:2]
+        center, side = whole_image_box(width, height)
+        out = crop_sample(image, np.zeros((5, 2)), center, side, 0.0, False, self.input_size, self.heatmap_size)
+        return {"image": to_model_input(out["image"]), "to_original": torch.from_numpy(out["to_original"]),
+                "image_size": (width, height)}
 
     @property
     def input_shape(self) -> tuple[int, ...]:
