@@ -1,4 +1,5 @@
-"""``sampling-argmax`` command line: ``fit | validate | test | predict`` (LightningCLI), ``compare``, ``visualize``.
+"""``sampling-argmax`` command line: ``fit | validate | test | predict`` (LightningCLI), ``compare``, ``visualize``,
+``predict --input`` (a checkpoint on your own files, :mod:`sampling_argmax.inference`) and ``export``.
 
 Defaults (no ``--config``): :class:`~sampling_argmax.models.SmallHeatmapNet` with sampling-argmax
 (triangular basis) on the synthetic 2D task.
@@ -11,6 +12,8 @@ Examples::
     sampling-argmax test --ckpt_path last
     sampling-argmax fit --trainer.devices 2 --trainer.strategy ddp --trainer.accelerator cpu
     sampling-argmax compare --seeds 0 1 2                 # the paper's six methods side by side
+    sampling-argmax predict --ckpt_path last.ckpt --input photos/ --draw   # your own images -> predictions/
+    sampling-argmax export --ckpt_path last.ckpt --format onnx
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ __all__ = ["main"]
 USER_ERRORS = (ValueError, OSError, RunLockedError, DivergedError)
 
 
+def _has_option(argv: list[str], option: str) -> bool:
+    return any(a == option or a.startswith(option + "=") for a in argv)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``sampling-argmax`` console script."""
     # Denormal floats make CPU kernels 5-10x slower; regularized maps (e.g. Soft w/ V.R.) drive some
@@ -43,13 +50,23 @@ def main(argv: list[str] | None = None) -> None:
             compare_main(command[1:])
         elif command and command[0] == "visualize":
             visualize_main(command[1:])
+        elif command and command[0] == "predict" and _has_option(command[1:], "--input"):
+            from sampling_argmax.inference import predict_main  # raw files: no Trainer, no LightningCLI
+
+            predict_main(command[1:])
+        elif command and command[0] == "export":
+            from sampling_argmax.training.export import export_main
+
+            export_main(command[1:])
         else:
             SamplingArgmaxCLI(
                 args=argv,
                 parser_kwargs={
                     "description": "Train and evaluate localization methods. Other subcommands: "
                     "'sampling-argmax compare --help' (the six methods side by side), "
-                    "'sampling-argmax visualize --help' (probability-map figures of a checkpoint)."
+                    "'sampling-argmax visualize --help' (probability-map figures of a checkpoint), "
+                    "'sampling-argmax predict --input PATH --help' (a checkpoint on your own files), "
+                    "'sampling-argmax export --help' (ONNX / TorchScript)."
                 },
             )
     except USER_ERRORS as error:

@@ -9,7 +9,9 @@ method). Runs live in ``<default_root_dir>`` = ``runs/<task>/<method>`` unless s
 
 ``validate``/``test``/``predict`` evaluate the weights of ``--ckpt_path`` (a file, or ``last`` = the run
 folder's ``checkpoints/last.ckpt``) with the model and method recorded in that checkpoint, and say so; a
-``--method`` on the command line that contradicts the checkpoint is refused.
+``--method`` on the command line that contradicts the checkpoint is refused. ``predict`` (the task's test
+split) writes ``<default_root_dir>/predictions/predictions.{json,csv}``, one row per sample; ``predict
+--input PATH`` (your own files) does not come here (:mod:`sampling_argmax.inference`).
 """
 
 from __future__ import annotations
@@ -245,6 +247,30 @@ class SamplingArgmaxCLI(LightningCLI):
 
     def before_predict(self) -> None:
         self._evaluated_checkpoint("predict")
+
+    def after_predict(self) -> None:
+        """Write the rows of the test split (``predict_step``'s outputs) where the run's files live."""
+        from sampling_argmax.inference import file_sha256, write_rows
+
+        batches = self.trainer.predict_loop.predictions or []
+        if batches and isinstance(batches[0], list):  # several dataloaders: one list each
+            batches = [b for loader in batches for b in loader]
+        path = self.config_init["predict"]["ckpt_path"]
+        sha = file_sha256(path)
+        rows = []
+        for batch in batches:
+            for index, pred, confidence in zip(batch["index"].tolist(), batch["pred"].double().tolist(),
+                                               batch["confidence"].tolist()):
+                rows.append({"input": f"test split #{index}", "keypoints": pred, "confidence": confidence,
+                             "method": self.model.method.name, "checkpoint_sha256": sha})
+        count = self.datamodule.num_keypoints
+        names = getattr(self.datamodule, "keypoint_names", None)
+        names = list(names) if names is not None and len(names) == count else [f"kp{k}" for k in range(count)]
+        world = self.trainer.world_size
+        folder = Path(self.trainer.default_root_dir) / "predictions"
+        folder = folder if world == 1 else folder / f"rank{self.trainer.global_rank}"  # each rank its own shard
+        written = write_rows(rows, folder, names)
+        print(f"predict: {len(rows)} rows of the test split -> {', '.join(map(str, written))}")
 
     def _evaluated_checkpoint(self, subcommand: str) -> None:
         """Resolve ``--ckpt_path``, use the model and method it records, and say which weights are evaluated."""
