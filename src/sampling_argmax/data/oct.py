@@ -1,0 +1,558 @@
+"""Retina OCT layer boundaries (MSHC, He et al. 2019): Heidelberg ``.vol`` volumes and their delineation ``.mat``.
+
+The task (the paper's Table 4): in every A-scan (image column) of a B-scan, locate each of 9 retinal
+boundaries by a 1D probability over the rows. In the task contract each (boundary, column) pair is one
+"keypoint" with a 1D map over the rows: the model outputs ``(B, 9·W, H)`` logits, ``target`` is
+``(9·W, 1)`` rows in the crop, keypoint ``k = b·W + c`` (boundary-major). The evaluator
+(:class:`~sampling_argmax.metrics.oct.OCTEvaluator`) reshapes them back to ``(9, W)``.
+
+Files (the official MSHC layout, the file names of the dataset)::
+
+    <root>/vol/hc01_spectralis_macula_v1_s1_R.vol              # 49 B-scans of 496 x 1024 (or <root>/*.vol)
+    <root>/delineation/hc01_spectralis_macula_v1_s1_R.mat      # control_pts or bd_pts (or <root>/*.mat)
+
+``.vol`` files are read by eyepy's construct-based Heyex reader (raw float32 reflectivities and the header's
+axial pixel size). A delineation holds either ``control_pts`` (B-scans x 11 cells of 1-based (x, y) spline
+control points; cells 3 and 11 (1-based) unused, leaving 9 boundaries) or dense ``bd_pts`` (A-scans x B-scans
+x 11 or 9, 1-based rows). Control points become per-A-scan rows as the dataset's tools make them
+(:func:`control_points_to_rows`): sorted by x, a natural cubic spline through them in the control-point index
+(each segment mapped linearly onto its x span), nearest-value extrapolation to the image edges, and every
+boundary clamped to lie on or below the one above it.
+
+Boundary names (top to bottom): ILM, RNFL-GCL, IPL-INL, INL-OPL, OPL-ONL, ELM, IS-OS, OS-RPE, BM.
+
+Preprocessing (:func:`flatten_crop`), as in the reference pipeline of He et al.: intensities ``raw^(1/4)``
+(the usual Spectralis display scale, invalid samples to 0); Bruch's membrane estimated *from the image*
+(:func:`estimate_bruchs_membrane`; labels are never used to frame an input) and each A-scan shifted by a whole
+number of rows so that the estimate lies on one row (the middle row of the B-scan); then a crop of ``rows``
+(128) rows that ends ``bottom_margin_um`` (60 µm) below it; the crop is standardized (zero mean, unit std).
+Whole-row shifts carry the boundaries through exactly: ``original row = crop row + row_offset[column]``,
+``row_offset`` travels with each sample and the evaluator maps predictions back before measuring.
+
+Example:
+    >>> import numpy as np
+    >>> points = np.array([[1.0, 100.0], [50.0, 110.0], [100.0, 100.0]])
+    >>> rows = control_points_to_rows(points, num_ascans=100)
+    >>> rows.shape, float(rows[0]), float(rows[49]), float(rows[99])   # 0-based rows at the control points
+    ((100,), 99.0, 109.0, 99.0)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+from scipy.interpolate import CubicSpline
+from torch.utils.data import DataLoader, Dataset
+
+from sampling_argmax.data.base import LocalizationDataModule
+
+__all__ = [
+    "BOUNDARY_NAMES",
+    "NUM_BOUNDARIES",
+    "MSHC_SPLIT",
+    "DEFAULT_PIXEL_UM",
+    "VolScan",
+    "FlatCrop",
+    "read_vol",
+    "write_vol",
+    "read_delineation",
+    "control_points_to_rows",
+    "display_intensity",
+    "estimate_bruchs_membrane",
+    "flatten_crop",
+    "standardize",
+    "OCTBScans",
+    "MSHCDataModule",
+    "find_mshc_pairs",
+]
+
+BOUNDARY_NAMES = ("ILM", "RNFL-GCL", "IPL-INL", "INL-OPL", "OPL-ONL", "ELM", "IS-OS", "OS-RPE", "BM")
+NUM_BOUNDARIES = len(BOUNDARY_NAMES)
+#: Axial pixel size of Spectralis B-scans (µm) when a file's header does not give one.
+DEFAULT_PIXEL_UM = 3.9
+#: Delineation cells (0-based) of the 11-cell layout that hold no boundary (1-based cells 3 and 11).
+UNUSED_CELLS = (2, 10)
+
+#: The official split (He et al., MICCAI 2019; the reference pipeline's README): train hc09-hc14 + ms13-ms21
+#: with hc09, ms13, ms14 held out for validation; test hc01-hc08 + ms01-ms12 (the first 20 subjects).
+MSHC_SPLIT: dict[str, tuple[str, ...]] = {
+    "train": tuple(f"hc{i:02d}" for i in range(10, 15)) + tuple(f"ms{i:02d}" for i in range(15, 22)),
+    "val": ("hc09", "ms13", "ms14"),
+    "test": tuple(f"hc{i:02d}" for i in range(1, 9)) + tuple(f"ms{i:02d}" for i in range(1, 13)),
+}
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class VolScan:
+    """A Heyex ``.vol`` volume: ``bscans`` (N, H, W) float32 raw reflectivity in [0, 1] (invalid samples 0),
+    ``pixel_um`` the axial (row) pixel size from the header (µm), ``scale_x_um`` the A-scan spacing (µm)."""
+
+    path: Path
+    bscans: np.ndarray
+    pixel_um: float
+    scale_x_um: float
+
+
+def read_vol(path: str | Path) -> VolScan:
+    """Read a Heidelberg Heyex ``.vol`` file with eyepy's reader (construct-based, also used to write test files).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is truncated or not a ``.vol`` export (naming the file).
+    """
+    import construct
+    from eyepy.io.he.vol_reader import HeVolReader
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such .vol file; point --data.data_root at the MSHC folder (vol/, delineation/)")
+    try:
+        parsed = HeVolReader(path).parsed_file
+        bscans = np.stack([np.asarray(b.data, dtype=np.float32) for b in parsed.bscans]) if parsed.bscans else None
+    except (construct.ConstructError, ValueError, OverflowError, MemoryError) as error:
+        raise ValueError(
+            f"{path}: not a readable Heidelberg .vol file ({type(error).__name__}: {str(error).splitlines()[0][:120]}); "
+            "the file is truncated or not a Heyex .vol export: download it again"
+        ) from None
+    if bscans is None or bscans.ndim != 3 or min(bscans.shape) == 0:
+        raise ValueError(f"{path}: the .vol file holds no B-scans")
+    # Heyex marks samples outside the scan with float32 max; reflectivities are in [0, 1]
+    bscans = np.where(np.isfinite(bscans) & (bscans <= 1.0) & (bscans >= 0.0), bscans, 0.0).astype(np.float32)
+    scale_y_mm = float(parsed.scale_y)
+    pixel_um = scale_y_mm * 1000.0 if np.isfinite(scale_y_mm) and 0 < scale_y_mm < 1 else DEFAULT_PIXEL_UM
+    return VolScan(path, bscans, pixel_um, float(parsed.scale_x) * 1000.0)
+
+
+def write_vol(path: str | Path, bscans: np.ndarray, pixel_um: float = DEFAULT_PIXEL_UM, scale_x_um: float = 11.0,
+              bscan_distance_um: float = 120.0) -> Path:
+    """Write raw reflectivities ``bscans`` (N, H, W) in [0, 1] as a Heyex ``.vol`` (eyepy's format definition).
+
+    For test fixtures and for exporting scans of other sources: the header carries the pixel sizes, an empty
+    16 x 16 localizer, no layer segmentations. Built from eyepy's ``vol_format`` directly because eyepy 0.21's
+    ``HeVolWriter`` cannot encode the examination date (its 64-bit date field gets a float); that one field is
+    written as a plain integer here.
+    """
+    import construct
+    from eyepy.io.he.vol_reader import vol_format
+
+    bscans = np.asarray(bscans, dtype=np.float32)
+    if bscans.ndim != 3 or min(bscans.shape) == 0:
+        raise ValueError(f"bscans of shape {bscans.shape} must be (N, H, W) raw reflectivities")
+    fields = [("exam_time" / construct.Int64ul) if sub.name == "exam_time" else sub for sub in vol_format.subcons]
+    date = "2000-01-01T00:00:00"
+    num, height, width = bscans.shape
+    records = [
+        dict(bscan_hdr_size=256, start_x=0.0, start_y=i * bscan_distance_um / 1000.0, end_x=width * scale_x_um / 1000.0,
+             end_y=i * bscan_distance_um / 1000.0, num_seg=0, quality=30.0, shift=0, iv_transformation=[0.0] * 6,
+             layer_segmentations=np.zeros((0, width), np.float32), data=np.ascontiguousarray(bscans[i]))
+        for i in range(num)
+    ]
+    header = dict(size_x=width, size_y=height, n_bscans=num, scale_x=scale_x_um / 1000.0, scale_y=pixel_um / 1000.0,
+                  distance=bscan_distance_um / 1000.0, size_x_slo=16, size_y_slo=16, scale_x_slo=0.2, scale_y_slo=0.2,
+                  id="sampling-argmax", reference_id="", dob=date, visit_date=date, exam_time=0, grid_type=0,
+                  grid_offset=0, grid_type1=0, grid_offset1=0, prog_id="", localizer=np.zeros((16, 16), np.uint8),
+                  bscans=records)
+    path = Path(path)
+    path.write_bytes(construct.Struct(*fields).build(header))
+    return path
+
+def control_points_to_rows(points: np.ndarray, num_ascans: int) -> np.ndarray:
+    """One boundary's control points -> its row in every A-scan, as the MSHC delineation tools interpolate.
+
+    Args:
+        points: (n, 2) 1-based (x = A-scan, y = row) control points, any order; n >= 2.
+        num_ascans: W, the B-scan width.
+
+    Returns:
+        (W,) float64 0-based rows (pixel centres at integers): the natural cubic spline through the points in
+        their index (segment i spans x_i..x_{i+1} linearly), the end values held outside the first/last point.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    order = np.argsort(points[:, 0], kind="stable")
+    x, first = np.unique(points[order, 0], return_index=True)  # duplicate x: the first one counts
+    y = points[order, 1][first]
+    if x.size < 2:
+        return np.full(num_ascans, y[0] - 1.0 if y.size else np.nan)
+    spline = CubicSpline(np.arange(x.size, dtype=np.float64), y, bc_type="natural")
+    columns = np.arange(1, num_ascans + 1, dtype=np.float64)  # 1-based A-scans
+    inside = (columns >= x[0]) & (columns <= x[-1])
+    segment = np.clip(np.searchsorted(x, columns[inside], side="right") - 1, 0, x.size - 2)
+    parameter = segment + (columns[inside] - x[segment]) / (x[segment + 1] - x[segment])
+    rows = np.empty(num_ascans)
+    rows[inside] = spline(parameter)
+    rows[columns < x[0]] = y[0]
+    rows[columns > x[-1]] = y[-1]
+    return rows - 1.0
+
+
+def _clamp_order(rows: np.ndarray) -> np.ndarray:
+    """(..., 9, W): each boundary on or below the one above it (the tools' rule after the spline fit)."""
+    out = rows.copy()
+    for b in range(1, out.shape[-2]):
+        out[..., b, :] = np.fmax(out[..., b, :], out[..., b - 1, :])
+    return out
+
+
+def read_delineation(path: str | Path, num_bscans: int | None = None, num_ascans: int | None = None) -> np.ndarray:
+    """A delineation ``.mat`` -> (N, 9, W) float64 0-based boundary rows; NaN where a B-scan or boundary is unlabeled.
+
+    Args:
+        path: the ``.mat`` file (``control_pts`` or ``bd_pts``).
+        num_bscans, num_ascans: the volume's N and W when known (checked; W is needed to interpolate control
+            points -- None = the largest control-point x).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a MATLAB file, neither key, a number of boundaries other than 9 (or 11 with the two
+            unused cells), or B-scans/A-scans that do not match the volume (each naming the file).
+    """
+    from scipy.io import loadmat
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such delineation .mat; each .vol needs delineation/<same name>.mat")
+    try:
+        mat = loadmat(path)
+    except (ValueError, OSError, TypeError, NotImplementedError) as error:
+        raise ValueError(f"{path}: not a readable MATLAB .mat file ({error}); the file is truncated or of another "
+                         "kind (v7.3/HDF5 files: re-save with save(..., '-v7'))") from None
+    if "bd_pts" in mat:
+        dense = np.asarray(mat["bd_pts"], dtype=np.float64)
+        if dense.ndim == 2:  # one B-scan: (A-scans, boundaries)
+            dense = dense[:, None, :]
+        if dense.ndim != 3 or dense.shape[2] not in (NUM_BOUNDARIES, 11):
+            raise ValueError(f"{path}: bd_pts has shape {dense.shape}; expected (A-scans, B-scans, 9) or "
+                             "(A-scans, B-scans, 11) with cells 3 and 11 unused")
+        if dense.shape[2] == 11:
+            dense = np.delete(dense, UNUSED_CELLS, axis=2)
+        rows = np.transpose(dense, (1, 2, 0)) - 1.0  # (N, 9, W), 0-based
+        labeled = np.nansum(np.abs(dense), axis=(0, 2)) > 0  # the tools' rule: an all-zero B-scan is unlabeled
+        rows[~labeled] = np.nan
+    elif "control_pts" in mat:
+        cells = np.asarray(mat["control_pts"], dtype=object)
+        if cells.ndim == 1:
+            cells = cells[None]
+        if cells.ndim != 2 or cells.shape[1] not in (NUM_BOUNDARIES, 11):
+            raise ValueError(f"{path}: control_pts has shape {cells.shape}; expected (B-scans, 11) cells (cells 3 and "
+                             "11 unused) or (B-scans, 9)")
+        if cells.shape[1] == 11:
+            cells = np.delete(cells, UNUSED_CELLS, axis=1)
+        width = num_ascans
+        if width is None:
+            xs = [np.asarray(c, float).reshape(-1, 2)[:, 0].max() for c in cells.ravel() if np.size(c) >= 2]
+            width = int(round(max(xs))) if xs else 0
+        rows = np.full((cells.shape[0], NUM_BOUNDARIES, width), np.nan)
+        for i in range(cells.shape[0]):
+            for b in range(NUM_BOUNDARIES):
+                points = np.asarray(cells[i, b], dtype=np.float64)
+                if points.size == 0:
+                    continue
+                if points.ndim != 2 or points.shape[1] != 2 or not np.all(np.isfinite(points)):
+                    raise ValueError(f"{path}: control_pts cell ({i + 1}, {b + 1}) holds {points.shape} values; "
+                                     "expected (n, 2) finite (x, y) control points")
+                if points[:, 0].max() > width + 0.5 or points[:, 0].min() < 0.5:
+                    raise ValueError(f"{path}: control_pts cell ({i + 1}, {b + 1}) has x in "
+                                     f"[{points[:, 0].min():g}, {points[:, 0].max():g}] outside the B-scan's 1..{width} "
+                                     "A-scans; the delineation belongs to another volume")
+                rows[i, b] = control_points_to_rows(points, width)
+    else:
+        keys = sorted(k for k in mat if not k.startswith("__"))
+        raise ValueError(f"{path}: holds neither 'control_pts' nor 'bd_pts' (it has {keys}); an MSHC delineation "
+                         "file has one of them")
+    if num_bscans is not None and rows.shape[0] != num_bscans:
+        raise ValueError(f"{path}: delineates {rows.shape[0]} B-scans but its volume has {num_bscans}; the "
+                         "delineation belongs to another volume")
+    if num_ascans is not None and rows.shape[2] != num_ascans:
+        raise ValueError(f"{path}: delineates {rows.shape[2]} A-scans per B-scan but its volume has {num_ascans}")
+    return _clamp_order(rows)
+
+
+# ---------------------------------------------------------------------------------------------- preprocessing
+
+
+def display_intensity(raw: np.ndarray) -> np.ndarray:
+    """Raw Heyex reflectivity -> ``raw^(1/4)`` in [0, 1] (the usual Spectralis display scale); invalid -> 0."""
+    raw = np.asarray(raw, dtype=np.float64)
+    return np.clip(np.where(np.isfinite(raw), raw, 0.0), 0.0, 1.0) ** 0.25
+
+
+def estimate_bruchs_membrane(image: np.ndarray, pixel_um: float = DEFAULT_PIXEL_UM) -> np.ndarray:
+    """Bruch's membrane per A-scan, from the image alone (no labels): (H, W) display intensities -> (W,) rows.
+
+    The ILM is the strongest dark-to-bright step from the vitreous; BM is the strongest bright-to-dark step
+    175-500 µm below it (the RPE's lower edge; the window skips the bright RNFL near the optic disc, which
+    defeats a brightest-row rule). Both are median-filtered and smoothed across A-scans (W/16, W/100).
+    On the real Spectralis scan of the tests it is within 2 rows of the manual BM on average.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    height, width = image.shape
+    smooth = ndimage.gaussian_filter(image, (2.0, 4.0))
+    gradient = np.gradient(smooth, axis=0)
+    ilm = ndimage.median_filter(gradient.argmax(0).astype(np.float64), size=max(width // 16, 1) | 1, mode="nearest")
+    rows = np.arange(height)[:, None]
+    window = (rows >= ilm + 175.0 / pixel_um) & (rows <= ilm + 500.0 / pixel_um)
+    window[:, ~window.any(0)] = True  # too close to the bottom: search the whole A-scan
+    bm = np.where(window, gradient, np.inf).argmin(0).astype(np.float64)
+    bm = ndimage.median_filter(bm, size=max(width // 16, 1) | 1, mode="nearest")
+    return ndimage.gaussian_filter1d(bm, max(width / 100.0, 0.5), mode="nearest")
+
+
+@dataclass(frozen=True)
+class FlatCrop:
+    """A flattened, cropped B-scan: ``image`` (rows, W) display intensities (0 outside the scan),
+    ``row_offset`` (W,) float64 with original row = crop row + row_offset, ``bm`` (W,) the BM estimate used."""
+
+    image: np.ndarray
+    row_offset: np.ndarray
+    bm: np.ndarray
+
+    def to_crop(self, rows: np.ndarray) -> np.ndarray:
+        """(..., W) original rows -> crop rows (exact: whole-row shifts)."""
+        return np.asarray(rows, dtype=np.float64) - self.row_offset
+
+    def to_original(self, rows: np.ndarray) -> np.ndarray:
+        """(..., W) crop rows -> original rows."""
+        return np.asarray(rows, dtype=np.float64) + self.row_offset
+
+
+def flatten_crop(image: np.ndarray, pixel_um: float = DEFAULT_PIXEL_UM, rows: int = 128,
+                 bottom_margin_um: float = 60.0, bm: np.ndarray | None = None) -> FlatCrop:
+    """Flatten a B-scan to Bruch's membrane (moved to the middle row) and crop ``rows`` rows ending below it.
+
+    Args:
+        image: (H, W) display intensities (:func:`display_intensity`).
+        pixel_um: axial pixel size (µm); sets the bottom margin in rows.
+        rows: crop height (128 in the paper).
+        bottom_margin_um: the crop ends this far below the flattened BM (60 µm, the reference pipeline's).
+        bm: (W,) BM rows to flatten to; None = :func:`estimate_bruchs_membrane` of the image.
+
+    Every A-scan is shifted by a whole number of rows (no resampling), so image samples and boundary rows move
+    together exactly; rows beyond the B-scan read as 0.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"image of shape {image.shape} must be one (H, W) B-scan")
+    height, width = image.shape
+    if rows < 8 or bottom_margin_um < 0:
+        raise ValueError(f"need rows >= 8 and bottom_margin_um >= 0; got {rows}, {bottom_margin_um}")
+    bm = estimate_bruchs_membrane(image, pixel_um) if bm is None else np.asarray(bm, dtype=np.float64)
+    middle = height // 2
+    shift = np.round(bm).astype(np.int64) - middle  # flattened row = original row - shift
+    top = middle + int(round(bottom_margin_um / pixel_um)) - (rows - 1)
+    offset = shift + top  # crop row r of column c = original row r + offset[c]
+    source = np.arange(rows)[:, None] + offset[None, :]
+    valid = (source >= 0) & (source < height)
+    crop = np.where(valid, image[np.clip(source, 0, height - 1), np.arange(width)[None, :]], 0.0)
+    return FlatCrop(crop.astype(np.float32), offset.astype(np.float64), bm)
+
+
+def standardize(image: np.ndarray) -> np.ndarray:
+    """The model input of every OCT task: the crop minus its mean over its std (float32)."""
+    image = np.asarray(image, dtype=np.float64)
+    return ((image - image.mean()) / max(float(image.std()), 1e-6)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- dataset
+
+
+@dataclass
+class _Prepared:
+    """One split's B-scans, ready to index: images (N, rows, W') float16 model inputs, crop rows (N, 9, W'),
+    truth (N, 9, W') original rows (NaN = unlabeled), offsets (N, W'), pixel size (N,), ids (N, 2)."""
+
+    images: np.ndarray
+    crop_rows: np.ndarray
+    truth: np.ndarray
+    offsets: np.ndarray
+    pixel_um: np.ndarray
+    ids: np.ndarray
+
+
+class OCTBScans(Dataset):
+    """B-scans in the task contract's form (shared by MSHC and the synthetic OCT task).
+
+    Items: ``image`` (1, rows, W) standardized crop; ``target`` (9·W, 1) crop rows (boundary-major, k = b·W + c);
+    ``target_weight`` (9·W,) 1 where labeled and inside the crop; ``to_original`` (2, 2) identity (map units are
+    crop rows); ``row_offset`` (W,) float64 (original row = crop row + offset); ``truth`` (9, W) float64 original
+    rows (NaN = unlabeled); ``pixel_um`` () float64; ``volume_id``, ``bscan`` () int64; ``index``.
+    """
+
+    def __init__(self, images: np.ndarray, crop_rows: np.ndarray, truth: np.ndarray, offsets: np.ndarray,
+                 pixel_um: np.ndarray, ids: np.ndarray) -> None:
+        self.data = _Prepared(images, crop_rows, truth, offsets, pixel_um, ids)
+        self.rows = images.shape[1]
+
+    def __len__(self) -> int:
+        return self.data.images.shape[0]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} B-scans")
+        d = self.data
+        crop = d.crop_rows[index]  # (9, W)
+        weight = np.isfinite(crop) & (crop >= -0.5) & (crop <= self.rows - 0.5)
+        target = np.where(weight, crop, 0.0).reshape(-1, 1)
+        return {
+            "image": torch.from_numpy(d.images[index].astype(np.float32))[None],
+            "target": torch.from_numpy(target.astype(np.float32)),
+            "target_weight": torch.from_numpy(weight.reshape(-1).astype(np.float32)),
+            "index": index,
+            "to_original": torch.eye(2, dtype=torch.float64),
+            "row_offset": torch.from_numpy(d.offsets[index].astype(np.float64)),
+            "truth": torch.from_numpy(d.truth[index].astype(np.float64)),
+            "pixel_um": torch.tensor(float(d.pixel_um[index]), dtype=torch.float64),
+            "volume_id": torch.tensor(int(d.ids[index, 0])),
+            "bscan": torch.tensor(int(d.ids[index, 1])),
+        }
+
+
+_SUBJECT = re.compile(r"^((?:hc|ms)\d+)", re.IGNORECASE)
+
+
+def find_mshc_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
+    """subject (``hc01``) -> (.vol, delineation .mat) under ``root`` (``vol/`` and ``delineation/``, or flat).
+
+    Raises ``FileNotFoundError`` for a ``.vol`` without its delineation and ``ValueError`` for two volumes
+    of one subject (naming the files).
+    """
+    vol_folder = root / "vol" if (root / "vol").is_dir() else root
+    mat_folder = root / "delineation" if (root / "delineation").is_dir() else root
+    pairs: dict[str, tuple[Path, Path]] = {}
+    for vol in sorted(vol_folder.glob("*.vol")):
+        match = _SUBJECT.match(vol.name)
+        if not match:
+            continue
+        subject = match.group(1).lower()
+        mat = mat_folder / f"{vol.stem}.mat"
+        if not mat.is_file():
+            raise FileNotFoundError(f"{vol}: its delineation {mat} does not exist; put the manual delineation "
+                                    "(same name, .mat) under delineation/")
+        if subject in pairs:
+            raise ValueError(f"{vol} and {pairs[subject][0]} are both subject {subject}; keep one volume per subject")
+        pairs[subject] = (vol, mat)
+    return pairs
+
+
+def prepare_volume(vol_path: Path, mat_path: Path, rows: int, bottom_margin_um: float, column_step: int,
+                   width: int | None) -> tuple[np.ndarray, ...]:
+    """Read, flatten and crop one volume's labeled B-scans -> (images, crop_rows, truth, offsets, pixel_um, bscans)."""
+    scan = read_vol(vol_path)
+    num, _, scan_width = scan.bscans.shape
+    if width is not None and scan_width != width:
+        raise ValueError(f"{vol_path}: B-scans are {scan_width} A-scans wide but the data module expects "
+                         f"width={width}; set --data.init_args.width {scan_width}")
+    truth = read_delineation(mat_path, num, scan_width)
+    labeled = np.where(np.isfinite(truth).any(axis=(1, 2)))[0]
+    if labeled.size == 0:
+        raise ValueError(f"{mat_path}: no B-scan is delineated")
+    columns = slice(None, None, column_step)
+    images, crops, truths, offsets = [], [], [], []
+    for i in labeled:
+        flat = flatten_crop(display_intensity(scan.bscans[i]), scan.pixel_um, rows, bottom_margin_um)
+        images.append(standardize(flat.image[:, columns]).astype(np.float16))
+        crops.append(flat.to_crop(truth[i])[:, columns])
+        truths.append(truth[i][:, columns])
+        offsets.append(flat.row_offset[columns])
+    return (np.stack(images), np.stack(crops), np.stack(truths), np.stack(offsets),
+            np.full(labeled.size, scan.pixel_um), labeled)
+
+
+class MSHCDataModule(LocalizationDataModule):
+    """MSHC (35 Spectralis macular volumes, He et al. 2019) in its official layout and split.
+
+    Args:
+        data_root: the folder with ``vol/`` and ``delineation/`` (or both kinds of files side by side); None =
+            ``$SAMPLING_ARGMAX_DATA/mshc``.
+        rows: crop height (128, the paper's input 128 x 1024).
+        width: A-scans per B-scan in the files (1024 for MSHC); each volume is checked against it.
+        column_step: keep every ``column_step``-th A-scan (1 = all, the paper's; CPU configs use more). MAD is
+            then measured on the kept A-scans.
+        bottom_margin_um: the crop ends this far below the flattened BM (60 µm).
+        train_subjects, val_subjects, test_subjects: None = :data:`MSHC_SPLIT`; a subject missing from the
+            folder is an error.
+        batch_size, num_workers: loaders (the paper: batch 2).
+    """
+
+    num_keypoints = 0  # set per instance: 9 x width / column_step
+    flip_pairs = None  # a mirrored B-scan reverses the columns, i.e. permutes keypoints: no flip test
+    data_folder = "mshc"
+
+    def __init__(self, data_root: str | None = None, rows: int = 128, width: int = 1024, column_step: int = 1,
+                 bottom_margin_um: float = 60.0, train_subjects: list[str] | None = None,
+                 val_subjects: list[str] | None = None, test_subjects: list[str] | None = None,
+                 batch_size: int = 2, num_workers: int = 0) -> None:
+        super().__init__()
+        if rows < 8 or width < 1 or column_step < 1 or batch_size < 1 or num_workers < 0 or bottom_margin_um < 0:
+            raise ValueError(f"need rows >= 8, width >= 1, column_step >= 1, batch_size >= 1, num_workers >= 0, "
+                             f"bottom_margin_um >= 0; got {rows}, {width}, {column_step}, {batch_size}, "
+                             f"{num_workers}, {bottom_margin_um}")
+        self.save_hyperparameters()
+        self.task = "mshc"
+        self.rows, self.width, self.column_step = rows, width, column_step
+        self.columns = len(range(0, width, column_step))
+        self.num_keypoints = NUM_BOUNDARIES * self.columns
+        self.bottom_margin_um = bottom_margin_um
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.root = self.resolve_data_root(data_root)
+        self.subjects = {
+            "train": tuple(train_subjects) if train_subjects is not None else MSHC_SPLIT["train"],
+            "val": tuple(val_subjects) if val_subjects is not None else MSHC_SPLIT["val"],
+            "test": tuple(test_subjects) if test_subjects is not None else MSHC_SPLIT["test"],
+        }
+        self._datasets: dict[str, OCTBScans] = {}
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (1, self.rows, self.columns)
+
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        return (self.rows,)
+
+    def references(self, stage: str) -> dict:
+        split = "val" if stage in ("val", "validate") else stage
+        return {"split": f"MSHC {split}: {', '.join(self.subjects.get(split, ()))}", "boundary_names": BOUNDARY_NAMES}
+
+    def dataset(self, split: str) -> OCTBScans:
+        """The prepared B-scans of one split (read and preprocessed once)."""
+        if split not in self._datasets:
+            pairs = find_mshc_pairs(self.root)
+            missing = [s for s in self.subjects[split] if s not in pairs]
+            if missing:
+                raise FileNotFoundError(
+                    f"{self.root}: the {split} split needs subjects {missing}, which have no .vol under "
+                    f"{self.root / 'vol'}; download the full MSHC data, or list the subjects you have with "
+                    f"--data.init_args.{split}_subjects"
+                )
+            parts = [prepare_volume(*pairs[s], self.rows, self.bottom_margin_um, self.column_step, self.width)
+                     for s in self.subjects[split]]
+            ids = np.concatenate([np.stack([np.full(len(p[5]), v), p[5]], 1) for v, p in enumerate(parts)])
+            self._datasets[split] = OCTBScans(*(np.concatenate([p[i] for p in parts]) for i in range(5)), ids)
+        return self._datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+        for split in splits.get(stage or "fit", ("train", "val", "test")):
+            self.dataset(split)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset("train"), self.batch_size, self.num_workers, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset("val"), self.batch_size, self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset("test"), self.batch_size, self.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
