@@ -187,7 +187,7 @@ class Predictor:
         for n, (raw, sample) in enumerate(pending):
             row = {"input": raw.name, "keypoints": keypoints[n].tolist(), "confidence": confidence[n].tolist(),
                    "method": self.method_name, "checkpoint_sha256": self.sha256}
-            row.update({k: _plain(v) for k, v in raw.extra.items()})
+            row.update({k: _plain(v) for k, v in raw.extra.items() if not k.startswith("_")})  # "_": task-private
             row.update({k: _plain(v) for k, v in sample.items() if k not in INPUT_KEYS and k != "to_original"})
             if bar is not None:
                 bar.update(1)

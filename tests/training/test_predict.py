@@ -177,3 +177,50 @@ def test_predict_on_a_machine_without_the_dataset(mtfl_run, tmp_path, monkeypatc
     assert predictor(image).keypoints.shape == (1, 5, 2)
     raw = predictor.datamodule.prepare(RawInput(image, str(image)))
     assert raw["image"].shape == (3, 64, 64) and raw["to_original"].dtype == torch.float64
+
+
+# ------------------------------------------------------------------------------------------------ COCO (top-down)
+
+
+def test_coco_person_boxes_are_framed_exactly_as_test_frames_them(shared_data, tmp_path):
+    from PIL import Image as PILImage
+
+    from sampling_argmax.data.coco import COCODataModule
+
+    root = shared_data / "coco" / "mmpose-tests"
+    if not (root / "test_coco_det_AP_H_56.json").is_file():
+        pytest.skip(f"COCO samples absent under {root} (see shared/data/README.md)")
+    module = COCODataModule(data_root=str(root), num_workers=0, test_ann_file="test_coco.json", test_image_dir=".",
+                            test_detection_file="test_coco_det_AP_H_56.json", input_size=(64, 96),
+                            heatmap_size=(16, 24))
+    dataset = module.dataset("test")
+    detections = root / "test_coco_det_AP_H_56.json"
+    # the annotation json + the detections: the same 118 boxes, in test's order, framed pixel for pixel alike
+    raws = module.raw_inputs(root / "test_coco.json", detections)
+    assert len(raws) == len(dataset) == 118
+    for n in (0, 57, 117):
+        sample, prepared = dataset[n], module.prepare(raws[n])
+        assert torch.equal(prepared["image"], sample["image"])
+        assert torch.equal(prepared["to_original"], sample["to_original"])
+        assert raws[n].extra["score"] == sample["bbox_score"] and raws[n].extra["image_id"] == sample["image_id"]
+    # a folder of images + the detection json (image_id = the file name's number): the same boxes
+    from_folder = module.raw_inputs(root, detections)
+    assert len(from_folder) == 118
+    by_score = {(str(r.source), r.extra["score"]): r for r in raws}
+    for raw in from_folder[::20]:  # the detector's box, clipped here as the annotation loaders clip it
+        twin = by_score[(str(raw.source), raw.extra["score"])]
+        assert torch.equal(module.prepare(raw)["to_original"], module.prepare(twin)["to_original"])
+    # no boxes: one input per image, framed as a whole
+    whole = module.raw_inputs(root)
+    assert [r.source.name for r in whole] == sorted(p.name for p in root.glob("*.jpg"))
+    width, height = PILImage.open(whole[0].source).size
+    assert module.prepare(whole[0])["box"] == [0.0, 0.0, width - 1.0, height - 1.0]
+    # the ground-truth boxes of the annotation json when no detections are given
+    from sampling_argmax.data.coco import load_person_records
+
+    people = load_person_records(root / "test_coco.json", root)
+    assert [r.box for r in module.raw_inputs(root / "test_coco.json")] == [tuple(p["box"]) for p in people]
+    bad = tmp_path / "dets.json"
+    bad.write_text('[{"image_id": "x", "bbox": [0, 0, 5, 5], "score": 1}]')
+    with pytest.raises(ValueError, match=r"dets.json: detection #0: image_id 'x' is not an integer"):
+        module.raw_inputs(root, bad)

@@ -87,7 +87,8 @@ class RawInput:
         source: a file path, or an array in the task's raw layout (e.g. an (H, W, 3) uint8 RGB image).
         name: what the output row calls it (the path, ``file:line`` of an annotation file, ``array[3]``).
         box: (x, y, w, h) in original pixels for top-down tasks; None = the task's default framing.
-        extra: values copied into the output row (e.g. a detection's ``score``, a COCO ``image_id``).
+        extra: values copied into the output row (e.g. a detection's ``score``, a COCO ``image_id``); keys
+            starting with ``_`` are the task's own notes to its ``prepare`` and are not written.
     """
 
     source: Path | np.ndarray

@@ -61,6 +61,8 @@ COCO_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), 
 UPPER_BODY = tuple(range(11))
 LOWER_BODY = tuple(range(11, 17))
 
+#: RawInput.extra flag: the box was clipped to the image by the annotation loaders already.
+_CLIPPED = "_box_clipped"
 #: Image files `predict` reads from a folder.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _GET_COCO = "download it from https://cocodataset.org/#download (2017 Train/Val annotations and images)"
@@ -590,8 +592,9 @@ class COCODataModule(LocalizationDataModule):
                 image_dir = path.parent.parent / split
             records = (load_person_records(path, image_dir) if boxes is None
                        else load_detection_records(boxes, path, image_dir, self.det_score_threshold))
+            # the records' boxes are clipped to their image already (clipping twice would shrink them)
             return [RawInput(Path(r["file"]), f"{r['file']} box {n}", tuple(r["box"]),
-                             {"image": r["file"], "image_id": r["image_id"], "score": r["bbox_score"]})
+                             {"image": r["file"], "image_id": r["image_id"], "score": r["bbox_score"], _CLIPPED: True})
                     for n, r in enumerate(records)]
         files = [Path(r.source) for r in super().raw_inputs(path)]
         if boxes is None:
@@ -605,7 +608,8 @@ class COCODataModule(LocalizationDataModule):
         """The test-time top-down crop of :class:`COCOKeypoints`: the box (default: the whole image) grown to
         the input's aspect ratio, padded by ``padding``, warped to ``input_size``; no flip, no rotation.
 
-        ``raw.source``: an image file or an (H, W, 3) uint8 RGB array; ``raw.box``: (x, y, w, h) pixels.
+        ``raw.source``: an image file or an (H, W, 3) uint8 RGB array; ``raw.box``: (x, y, w, h) pixels as a
+        detector gives it (clipped to the image here, as the annotation loaders clip theirs).
         """
         if isinstance(raw.source, np.ndarray):
             image = raw.source
@@ -617,7 +621,8 @@ class COCODataModule(LocalizationDataModule):
                 raise ValueError(f"{raw.name}: cannot read the image (missing, truncated or not an image file)")
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         height, width = image.shape[:2]
-        box = _clean_box(raw.box if raw.box is not None else (0.0, 0.0, width, height), width, height)
+        box = raw.box if raw.box is not None else (0.0, 0.0, width, height)
+        box = list(box) if raw.extra.get(_CLIPPED) else _clean_box(box, width, height)  # as the records are
         if box is None:
             raise ValueError(f"{raw.name}: the box {raw.box} is empty inside the {width}x{height} image")
         record = {"file": str(raw.source) if not isinstance(raw.source, np.ndarray) else raw.name, "width": width,
