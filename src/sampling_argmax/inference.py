@@ -307,7 +307,8 @@ def draw_overlay(image: np.ndarray, rows: Sequence[dict], path: Path, min_side: 
 
     scale = max(1, int(np.ceil(min_side / max(image.shape[:2]))))
     canvas = np.ascontiguousarray(np.repeat(np.repeat(image, scale, 0), scale, 1)[..., ::-1])  # BGR for cv2
-    radius = max(2, round(max(canvas.shape[:2]) / 120))
+    radius = max(3, round(max(canvas.shape[:2]) / 90))
+    font = 0.3 + radius / 20
 
     def at(x: float, y: float) -> tuple[int, int]:  # original pixel centre -> enlarged pixel centre
         return round((x + 0.5) * scale - 0.5), round((y + 0.5) * scale - 0.5)
@@ -321,10 +322,11 @@ def draw_overlay(image: np.ndarray, rows: Sequence[dict], path: Path, min_side: 
             color = _COLORS[k % len(_COLORS)][::-1]
             cv2.circle(canvas, at(x, y), radius, color, -1, cv2.LINE_AA)
             cv2.circle(canvas, at(x, y), radius, (255, 255, 255), 1, cv2.LINE_AA)
-            if len(points) <= 8:
+            if len(points) <= 8:  # the confidence beside its keypoint, outlined so it reads on any background
                 u, v = at(x, y)
-                cv2.putText(canvas, f"{conf:.2f}", (u + radius + 1, v + radius), cv2.FONT_HERSHEY_SIMPLEX,
-                            0.3 + radius / 25, color, 1, cv2.LINE_AA)
+                where = (u + radius + 2, v + radius)
+                cv2.putText(canvas, f"{conf:.2f}", where, cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(canvas, f"{conf:.2f}", where, cv2.FONT_HERSHEY_SIMPLEX, font, color, 1, cv2.LINE_AA)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), canvas):
         raise OSError(f"cannot write the overlay {path}")
