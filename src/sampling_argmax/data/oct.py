@@ -216,13 +216,14 @@ def read_delineation(path: str | Path, num_bscans: int | None = None, num_ascans
             unused cells), or B-scans/A-scans that do not match the volume (each naming the file).
     """
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such delineation .mat; each .vol needs delineation/<same name>.mat")
     try:
         mat = loadmat(path)
-    except (ValueError, OSError, TypeError, NotImplementedError) as error:
+    except (MatReadError, ValueError, OSError, TypeError, NotImplementedError) as error:
         raise ValueError(f"{path}: not a readable MATLAB .mat file ({error}); the file is truncated or of another "
                          "kind (v7.3/HDF5 files: re-save with save(..., '-v7'))") from None
     if "bd_pts" in mat:

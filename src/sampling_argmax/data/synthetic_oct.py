@@ -65,7 +65,8 @@ def _smooth_curve(rng: np.random.Generator, u: np.ndarray, amplitude: float) -> 
 
 
 def render_oct_bscan(rng: np.random.Generator, rows: int = 128, width: int = 64, pixel_um: float = DEFAULT_PIXEL_UM,
-                     speckle: float = 4.0, vessels: tuple[int, int] = (1, 4)) -> tuple[np.ndarray, np.ndarray]:
+                     speckle: float = 4.0, vessels: tuple[int, int] = (1, 4), noise: float = 0.02
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """One B-scan ``(rows, width)`` float32 display intensities (about [0, 1]) and its boundaries ``(9, width)`` rows.
 
     Args:
@@ -74,6 +75,7 @@ def render_oct_bscan(rng: np.random.Generator, rows: int = 128, width: int = 64,
         pixel_um: axial pixel size (µm per row).
         speckle: gamma shape of the multiplicative speckle (smaller = noisier; inf = none).
         vessels: (min, max) number of vessels casting shadows.
+        noise: std of the additive Gaussian noise.
     """
     u = np.linspace(-1.0, 1.0, width)  # 6 mm across: u = 1/3 is 1 mm
     bm = rows - 20.0 + rng.uniform(-4, 4) + rng.uniform(-6, 6) * u + rng.uniform(-5, 5) * u**2 + _smooth_curve(rng, u, 2.0)
@@ -114,7 +116,7 @@ def render_oct_bscan(rng: np.random.Generator, rows: int = 128, width: int = 64,
     image = ndimage.gaussian_filter1d(image, 0.7, axis=0, mode="nearest")  # axial point-spread function
     if np.isfinite(speckle):
         image = image * rng.gamma(speckle, 1.0 / speckle, size=image.shape)
-    image = image + rng.normal(0.0, 0.02, size=image.shape)
+    image = image + rng.normal(0.0, noise, size=image.shape)
     return image.astype(np.float32), boundaries
 
 

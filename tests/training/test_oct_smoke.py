@@ -1,0 +1,45 @@
+"""One-epoch smoke fit of the MSHC config on an MSHC-layout fixture: the real Spectralis B-scan written as a
+Heyex .vol (eyepy's format) with its 9 manual boundaries as a delineation .mat, one subject per split."""
+
+from pathlib import Path
+
+import numpy as np
+import scipy.io as sio
+
+from sampling_argmax.data.oct import write_vol
+from sampling_argmax.training.cli import main
+from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "oct" / "cpu.yaml"
+STEM = "_spectralis_macula_v1_s1_R"
+
+
+def write_mshc_fixture(root: Path, folder: Path) -> Path:
+    scan = sio.loadmat(folder / "circularScan.mat")
+    rows = sio.loadmat(folder / "circularScan_0_coordinates.mat")["interpolation"]  # 1-based, as MSHC's
+    (root / "vol").mkdir(parents=True)
+    (root / "delineation").mkdir()
+    for subject in ("hc10", "hc09", "hc01"):  # official train, val, test subjects
+        write_vol(root / "vol" / f"{subject}{STEM}.vol", scan["B0"][None], float(scan["ScaleZ"].item()) * 1000)
+        dense = np.zeros((rows.shape[1], 1, 11))  # (A-scans, B-scans, 11): cells 3 and 11 unused
+        dense[:, 0, [0, 1, 3, 4, 5, 6, 7, 8, 9]] = rows.T
+        sio.savemat(root / "delineation" / f"{subject}{STEM}.mat", {"bd_pts": dense})
+    return root
+
+
+def test_mshc_config_fits_one_epoch_and_tests_in_micrometres(tmp_path, shared_data, one_thread, capsys):
+    data = write_mshc_fixture(tmp_path / "mshc", shared_data / "oct" / "spectralis-circular-scan")
+    args = ["--config", str(CONFIG), "--data.init_args.data_root", str(data), "--data.init_args.width", "768",
+            "--data.init_args.column_step", "8", "--data.init_args.train_subjects", "[hc10]",
+            "--data.init_args.val_subjects", "[hc09]", "--data.init_args.test_subjects", "[hc01]",
+            "--model.model.init_args.width", "4", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
+            "--trainer.check_val_every_n_epoch", "1", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path / "run")]
+    main(["fit", *args])
+    cli = SamplingArgmaxCLI(args=["test", *args, "--ckpt_path", "last"])
+    assert "method samp_uni" in capsys.readouterr().out
+    metrics = cli.trainer.callback_metrics
+    assert metrics["test/num_samples"] == 1
+    assert 0 < float(metrics["test/mad_um"]) < 500 and 0 <= float(metrics["test/order_violations"]) <= 1
+    table = next((tmp_path / "run").rglob("oct_test_boundaries.md")).read_text()
+    assert table.count("\n") == 12 and "| BM |" in table
