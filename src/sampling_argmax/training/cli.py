@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> None:
         elif command and command[0] == "export":
             from sampling_argmax.training.export import export_main
 
-            export_main(command[1:])
+            try:
+                export_main(command[1:])
+            except ImportError as error:  # the optional ONNX packages: the message says what to install
+                raise ValueError(str(error)) from None
         else:
             SamplingArgmaxCLI(
                 args=argv,
