@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 
 from sampling_argmax.data.base import INPUT_KEYS, LocalizationDataModule, RawInput, input_key, without_data_files
+from sampling_argmax.training.module import to_original_coords
+from sampling_argmax.training.report import load_trained
 
 __all__ = ["Prediction", "Predictor", "PredictFailures", "file_sha256", "write_rows", "draw_overlay", "predict_main"]
 
@@ -102,7 +104,6 @@ class Predictor:
         recorded in the checkpoint; ``config``: the run's YAML, for checkpoints that do not record their
         data module.
         """
-        from sampling_argmax.training.report import load_trained  # the CLI stack, imported only when used
 
         with without_data_files():
             module, datamodule = load_trained(Path(path), None if config is None else Path(config))
@@ -198,7 +199,6 @@ class Predictor:
 
         The same calls as the training module's evaluation step, so a file predicts what ``test`` scores.
         """
-        from sampling_argmax.training.module import to_original_coords
 
         logits = self.module.evaluation_logits({key: inputs}, self.datamodule)
         points = inputs if key == "points" else None

@@ -22,8 +22,10 @@ import sys
 
 import torch
 
+from sampling_argmax.inference import predict_main
 from sampling_argmax.training.checkpoints import RunLockedError
 from sampling_argmax.training.compare import compare_main
+from sampling_argmax.training.export import export_main
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 from sampling_argmax.training.module import DivergedError
 from sampling_argmax.training.report import visualize_main
@@ -51,12 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         elif command and command[0] == "visualize":
             visualize_main(command[1:])
         elif command and command[0] == "predict" and _has_option(command[1:], "--input"):
-            from sampling_argmax.inference import predict_main  # raw files: no Trainer, no LightningCLI
-
             predict_main(command[1:])
         elif command and command[0] == "export":
-            from sampling_argmax.training.export import export_main
-
             try:
                 export_main(command[1:])
             except ImportError as error:  # the optional ONNX packages: the message says what to install

@@ -28,6 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from sampling_argmax.data.base import LocalizationDataModule
+from sampling_argmax.inference import Predictor
+from sampling_argmax.training.module import flip_average
 
 __all__ = ["InferenceModel", "export_model", "export_main"]
 
@@ -55,7 +57,6 @@ class InferenceModel(nn.Module):
             raise ValueError(f"--flip_test true: {type(datamodule).__name__} has no flip_pairs (no mirror symmetry)")
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        from sampling_argmax.training.module import flip_average
 
         logits = self.model(inputs)
         if self.flip_test:
@@ -101,7 +102,6 @@ def export_model(model: InferenceModel, example: Tensor, path: Path, format: str
 
 def export_main(argv: Sequence[str] | None = None) -> Path:
     """``sampling-argmax export --ckpt_path X --format onnx|torchscript [--out FILE]``."""
-    from sampling_argmax.inference import Predictor
 
     parser = argparse.ArgumentParser(
         prog="sampling-argmax export",
