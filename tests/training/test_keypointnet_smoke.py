@@ -1,0 +1,38 @@
+"""One-epoch fit on the repository's KeypointNet airplane sample through the CLI: official train split (the
+11 clouds present), tested on its 2 official-test clouds with the geodesic PCK evaluator."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sampling_argmax.training.cli import main
+from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "keypointnet" / "cpu.yaml"
+TINY = ["--model.model.init_args.sa_npoints", "[32, 8]", "--model.model.init_args.sa_radii", "[[0.1, 0.2], [0.4]]",
+        "--model.model.init_args.sa_nsamples", "[[4, 8], [8]]",
+        "--model.model.init_args.sa_mlps", "[[[8], [8]], [[16]]]", "--model.model.init_args.global_mlp", "[16]",
+        "--model.model.init_args.fp_mlps", "[[16], [16], [16]]", "--model.model.init_args.head_width", "16"]
+
+
+@pytest.mark.slow
+def test_one_epoch_on_the_airplane_sample_trains_and_tests(shared_data, tmp_path, one_thread, capsys):
+    root = shared_data / "keypointnet"
+    if not (root / "airplane-sample" / "pcds").is_dir():
+        pytest.skip("KeypointNet airplane sample absent (see shared/data/README.md)")
+    args = ["--config", str(CONFIG), *TINY,
+            "--data.init_args.data_root", str(root / "airplane-sample"),
+            "--data.init_args.splits_dir", str(root / "splits"), "--data.init_args.missing_clouds", "skip",
+            "--data.init_args.val_split", "test", "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    main(["fit", *args, "--trainer.max_epochs", "1", "--method", "samp_gau", "--method_args", '{"num_samples": 4}'])
+    cli = SamplingArgmaxCLI(args=["test", *args, "--ckpt_path", "last"])
+    assert "method samp_gau" in capsys.readouterr().out
+    metrics = cli.trainer.callback_metrics
+    assert int(metrics["test/num_samples"]) == 2
+    for key in ("pck", "pck_euclidean", "euclidean_error"):
+        assert np.isfinite(float(metrics[f"test/{key}"])), key
+    assert 0.0 <= float(metrics["test/pck"]) <= 1.0
+    curve = next(tmp_path.glob("logs/version_*/evaluation/pck_curve_test.csv")).read_text().splitlines()
+    assert curve[1].startswith("geodesic,airplane,0.0000")  # PCK(0) = 0: the benchmark's strict threshold
