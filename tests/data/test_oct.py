@@ -179,3 +179,11 @@ def test_missing_delineation_and_missing_subjects_are_named(tmp_path, spectralis
         MSHCDataModule(str(root), width=768, test_subjects=["hc01", "hc02"]).setup("test")
     with pytest.raises(ValueError, match=r"768 A-scans wide but the data module expects width=1024"):
         MSHCDataModule(str(root), test_subjects=["hc01"]).setup("test")
+
+
+def test_missing_data_folder_is_named_when_the_data_is_needed(tmp_path, monkeypatch):
+    monkeypatch.delenv("SAMPLING_ARGMAX_DATA", raising=False)
+    dm = MSHCDataModule(str(tmp_path / "nowhere"))  # configs build without the data ...
+    assert dm.input_shape == (1, 128, 1024)
+    with pytest.raises(FileNotFoundError, match=r"nowhere does not exist; point --data.data_root"):
+        dm.setup("test")  # ... and say where it is missing once it is read

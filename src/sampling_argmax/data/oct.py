@@ -503,13 +503,23 @@ class MSHCDataModule(LocalizationDataModule):
         self.num_keypoints = NUM_BOUNDARIES * self.columns
         self.bottom_margin_um = bottom_margin_um
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.root = self.resolve_data_root(data_root)
+        self._data_root, self._root = data_root, None  # resolved when data is first needed (setup)
         self.subjects = {
             "train": tuple(train_subjects) if train_subjects is not None else MSHC_SPLIT["train"],
             "val": tuple(val_subjects) if val_subjects is not None else MSHC_SPLIT["val"],
             "test": tuple(test_subjects) if test_subjects is not None else MSHC_SPLIT["test"],
         }
         self._datasets: dict[str, OCTBScans] = {}
+
+    @property
+    def root(self) -> Path:
+        """The MSHC folder (``data_root`` or ``$SAMPLING_ARGMAX_DATA/mshc``); a clear error when it does not exist.
+
+        Resolved at first use, not at construction, so a config can be built (checked, printed) without the data.
+        """
+        if self._root is None:
+            self._root = self.resolve_data_root(self._data_root)
+        return self._root
 
     @property
     def input_shape(self) -> tuple[int, ...]:
