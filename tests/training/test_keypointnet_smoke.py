@@ -1,6 +1,7 @@
 """One-epoch fit on the repository's KeypointNet airplane sample through the CLI: official train split (the
 11 clouds present), tested on its 2 official-test clouds with the geodesic PCK evaluator."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -36,3 +37,20 @@ def test_one_epoch_on_the_airplane_sample_trains_and_tests(shared_data, tmp_path
     assert 0.0 <= float(metrics["test/pck"]) <= 1.0
     curve = next(tmp_path.glob("logs/version_*/evaluation/pck_curve_test.csv")).read_text().splitlines()
     assert curve[1].startswith("geodesic,airplane,0.0000")  # PCK(0) = 0: the benchmark's strict threshold
+
+    # the same checkpoint on the user's own .pcd files: the rows are the test split's predictions
+    test_set = cli.datamodule.load_split("test")
+    folder = tmp_path / "clouds"
+    folder.mkdir()
+    for model_id in test_set.model_ids:
+        source = next((root / "airplane-sample" / "pcds").rglob(f"{model_id}.pcd"))
+        (folder / source.name).write_bytes(source.read_bytes())
+    main(["predict", "--ckpt_path", str(tmp_path / "checkpoints" / "last.ckpt"), "--input", str(folder),
+          "--out", str(tmp_path / "predicted"), "--no_progress"])
+    rows = {Path(r["input"]).stem: r for r in json.loads((tmp_path / "predicted" / "predictions.json").read_text())}
+    outputs = cli.model.last_outputs
+    assert sorted(rows) == sorted(test_set.model_ids)
+    for n, model_id in enumerate(test_set.model_ids):
+        row = outputs["index"].tolist().index(n)
+        np.testing.assert_allclose(rows[model_id]["keypoints"], outputs["pred"][row], atol=1e-5)
+        np.testing.assert_allclose(rows[model_id]["confidence"], outputs["confidence"][row], atol=1e-6)

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule
+from sampling_argmax.data.base import LocalizationDataModule, RawInput
 
 __all__ = [
     "CATEGORIES",
@@ -232,6 +232,52 @@ def read_split(path: str | os.PathLike, class_id: str) -> list[tuple[int, str]]:
 # ---------------------------------------------------------------------------------------------- transforms
 
 
+def read_cloud(source: Path | np.ndarray, name: str, num_points: int) -> np.ndarray:
+    """A user's cloud for ``predict``: an (N, 3) array, a ``.npy`` of one, or a ``.pcd`` (:func:`read_pcd`).
+
+    The model scores a fixed number of points, so the cloud must have ``num_points`` of them.
+    Raises ``ValueError``/``FileNotFoundError`` naming ``name``.
+    """
+    if isinstance(source, np.ndarray):
+        cloud = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: no such file")
+        if path.suffix.lower() == ".pcd":
+            cloud = read_pcd(path)
+        elif path.suffix.lower() == ".npy":
+            try:
+                cloud = np.load(path, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as error:
+                raise ValueError(f"{name}: not a readable .npy array ({error}); save an (N, 3) array with numpy.save") from None
+        else:
+            raise ValueError(f"{name}: a point cloud must be a .pcd or .npy file")
+    cloud = np.asarray(cloud, dtype=np.float32)
+    if cloud.ndim != 2 or cloud.shape[1] < 3:
+        raise ValueError(f"{name}: a cloud must be an (N, 3) array of x, y, z, got shape {cloud.shape}")
+    cloud = cloud[:, :3]
+    if len(cloud) != num_points:
+        raise ValueError(f"{name}: {len(cloud)} points, but the model was trained on clouds of {num_points}; "
+                         f"resample the cloud to {num_points} points")
+    if not np.all(np.isfinite(cloud)):
+        raise ValueError(f"{name}: the cloud holds NaN or infinite coordinates")
+    return cloud
+
+
+def cloud_sample(cloud: np.ndarray, mode: Normalize) -> dict:
+    """The ``prepare`` sample of a cloud: normalized points and the (4, 4) map back to the file's coordinates."""
+    points = normalize_cloud(cloud, mode)
+    to_original = np.eye(4)
+    if mode != "none":  # points = (cloud - centre) / scale  ->  cloud = scale * points + centre
+        centre = cloud.mean(0)
+        scale = float(np.linalg.norm(cloud - centre, axis=1).max())
+        to_original[:3, :3] *= scale
+        to_original[:3, 3] = centre
+    return {"points": torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)),
+            "to_original": torch.from_numpy(to_original)}
+
+
 def normalize_cloud(points: np.ndarray, mode: Normalize) -> np.ndarray:
     """``"none"``: as stored (ShapeNet's frame); ``"unit_sphere"``: minus the mean, over the largest norm."""
     if mode == "none":
@@ -392,6 +438,12 @@ class KeypointNetDataModule(LocalizationDataModule):
     @property
     def map_shape(self) -> tuple[int, ...]:
         return (self.num_points,)
+
+    predict_suffixes = (".pcd", ".npy")
+
+    def prepare(self, raw: RawInput) -> dict:
+        """A user's cloud (.pcd, .npy, array) normalized as evaluation normalizes; keypoints come back in its frame."""
+        return cloud_sample(read_cloud(raw.source, raw.name, self.num_points), self.normalize)
 
     def split_file(self, stage: str) -> Path:
         folder = Path(self.splits_dir_arg).expanduser() if self.splits_dir_arg else self.root / "splits"

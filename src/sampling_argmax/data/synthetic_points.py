@@ -30,8 +30,15 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule
-from sampling_argmax.data.keypointnet import augment_cloud, check_augmentation, point_sample, torch_rng
+from sampling_argmax.data.base import LocalizationDataModule, RawInput
+from sampling_argmax.data.keypointnet import (
+    augment_cloud,
+    check_augmentation,
+    cloud_sample,
+    point_sample,
+    read_cloud,
+    torch_rng,
+)
 
 __all__ = ["CATEGORY_NAMES", "NUM_KEYPOINTS", "KEYPOINT_NAMES", "make_object", "SyntheticPointClouds",
            "SyntheticPointsDataModule"]
@@ -269,6 +276,12 @@ class SyntheticPointsDataModule(LocalizationDataModule):
     @property
     def map_shape(self) -> tuple[int, ...]:
         return (self.num_points,)
+
+    predict_suffixes = (".npy", ".pcd")
+
+    def prepare(self, raw: RawInput) -> dict:
+        """A cloud file or array of ``num_points`` points, used as stored (the objects are already normalized)."""
+        return cloud_sample(read_cloud(raw.source, raw.name, self.num_points), "none")
 
     def references(self, stage: str) -> dict:
         name = "test" if stage in ("test", "predict") else "val"
