@@ -254,6 +254,31 @@ class LocalizationDataModule(L.LightningDataModule):
             )
         return root
 
+    # ---------------------------------------------------------------- the loaders (one recipe for every task)
+
+    #: Per-process batch size and loader workers, set by the subclass's constructor.
+    batch_size: int = 1
+    num_workers: int = 0
+    #: Drop the last incomplete training batch (small synthetic batches: BatchNorm needs more than one sample).
+    drop_last_train: bool = False
+
+    def dataset(self, split: str) -> Dataset:
+        """The dataset of ``split`` ("train" | "val" | "test"), built once; the loaders below read it."""
+        raise NotImplementedError(f"{type(self).__name__} must define dataset(split) or its own dataloaders")
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset("train"), self.batch_size, self.num_workers, shuffle=True,
+                           drop_last=self.drop_last_train)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset("val"), self.batch_size, self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset("test"), self.batch_size, self.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
     def loader(self, dataset: Dataset, batch_size: int, num_workers: int, shuffle: bool = False,
                sampler: Sampler | None = None, drop_last: bool = False) -> DataLoader:
         """The one DataLoader recipe of every task."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from sampling_argmax.data.base import LocalizationDataModule, RawInput, inside_map, mirror_matrix
 from sampling_argmax.data.transforms import (
@@ -561,17 +561,6 @@ class COCODataModule(LocalizationDataModule):
             self.datasets[name] = self.build_dataset(name)
         return self.datasets[name]
 
-    def train_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset("train"), self.batch_size, self.num_workers, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset("val"), self.batch_size, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset("test"), self.batch_size, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
 
     # ---------------------------------------------------------------- predict on raw files
 

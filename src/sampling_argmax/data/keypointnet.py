@@ -47,7 +47,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from sampling_argmax.data.base import LocalizationDataModule, RawInput
 
@@ -504,17 +504,5 @@ class KeypointNetDataModule(LocalizationDataModule):
         return {"categories": [self.category],
                 "split": f"KeypointNet {self.splits[name]} split ({where}{self.category} models)"}
 
-    def _loader(self, stage: str, shuffle: bool) -> DataLoader:
-        return self.loader(self.load_split(stage), self.batch_size, self.num_workers, shuffle=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+    def dataset(self, split: str) -> KeypointNetClouds:
+        return self.load_split(split)

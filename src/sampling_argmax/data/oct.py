@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 from scipy.interpolate import CubicSpline
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from sampling_argmax.data.base import LocalizationDataModule
 
@@ -555,15 +555,4 @@ class MSHCDataModule(LocalizationDataModule):
         for split in splits.get(stage or "fit", ("train", "val", "test")):
             self.dataset(split)
 
-    def train_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset("train"), self.batch_size, self.num_workers, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset("val"), self.batch_size, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset("test"), self.batch_size, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from sampling_argmax.data.base import LocalizationDataModule, RawInput
 
@@ -388,6 +388,8 @@ class SyntheticDataModule(LocalizationDataModule):
         distractors, occlusion, noise: difficulty, see :class:`SyntheticLandmarks`.
     """
 
+    drop_last_train = True
+
     def __init__(
         self,
         dims: int = 2,
@@ -433,22 +435,14 @@ class SyntheticDataModule(LocalizationDataModule):
     def map_shape(self) -> tuple[int, ...]:
         return (self.size // OUTPUT_STRIDE,) * self.dims
 
-    def _fixed(self, split: str) -> Dataset:
+    def dataset(self, split: str) -> Dataset:
+        """Training samples are drawn on the fly; validation and test are generated once and kept."""
+        if split == "train":
+            return self.splits["train"]
         if split not in self._materialized:
             self._materialized[split] = _Materialized(self.splits[split])
         return self._materialized[split]
 
-    def train_dataloader(self) -> DataLoader:
-        return self.loader(self.splits["train"], self.batch_size, self.num_workers, shuffle=True, drop_last=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader(self._fixed("val"), self.batch_size, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader(self._fixed("test"), self.batch_size, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
 
     # ---------------------------------------------------------------- predict on raw files
 

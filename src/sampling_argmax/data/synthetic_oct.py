@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy import ndimage
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from sampling_argmax.data.base import LocalizationDataModule
 from sampling_argmax.data.oct import BOUNDARY_NAMES, DEFAULT_PIXEL_UM, NUM_BOUNDARIES, standardize
@@ -184,6 +184,8 @@ class SyntheticOCTDataModule(LocalizationDataModule):
         speckle: gamma shape of the speckle (smaller = noisier).
     """
 
+    drop_last_train = True
+
     flip_pairs = None  # a mirror permutes the columns (keypoints): no flip test
     keypoint_names = None
 
@@ -216,19 +218,11 @@ class SyntheticOCTDataModule(LocalizationDataModule):
         split = "val" if stage in ("val", "validate") else "test"
         return {"split": f"synthetic OCT {split} ({len(self.splits[split])} B-scans)", "boundary_names": BOUNDARY_NAMES}
 
-    def _materialized(self, split: str) -> Dataset:
+    def dataset(self, split: str) -> Dataset:
+        """Training B-scans are drawn on the fly; validation and test are generated once and kept."""
+        if split == "train":
+            return self.splits["train"]
         if split not in self._fixed:
             self._fixed[split] = _Materialized(self.splits[split])
         return self._fixed[split]
 
-    def train_dataloader(self) -> DataLoader:
-        return self.loader(self.splits["train"], self.batch_size, self.num_workers, shuffle=True, drop_last=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader(self._materialized("val"), self.batch_size, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader(self._materialized("test"), self.batch_size, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()

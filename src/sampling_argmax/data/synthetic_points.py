@@ -28,7 +28,7 @@ Example:
 from __future__ import annotations
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from sampling_argmax.data.base import LocalizationDataModule, RawInput
 from sampling_argmax.data.keypointnet import (
@@ -287,14 +287,5 @@ class SyntheticPointsDataModule(LocalizationDataModule):
         name = "test" if stage in ("test", "predict") else "val"
         return {"categories": list(CATEGORY_NAMES), "split": f"synthetic {name} split ({len(self.datasets[name])} objects)"}
 
-    def train_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["train"], self.batch_size, self.num_workers, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["val"], self.batch_size, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["test"], self.batch_size, self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+    def dataset(self, split: str) -> Dataset:
+        return self.datasets[split]
