@@ -22,6 +22,8 @@ for task in "${TASKS[@]}"; do
   for seed in "${SEEDS[@]}"; do
     for form in paper authors; do
       for schedule in linear const1 const05; do
+        # at tau = 1 the two forms are one formula (measured identical on the synthetic task): run it once
+        [[ $form == authors && $schedule == const1 ]] && continue
         sampling-argmax compare "${config[@]}" --methods samp_tri --seeds "$seed" --num_show 0 --resume \
           --method_args "{\"gumbel\": \"$form\", \"schedule\": ${SCHEDULE[$schedule]}}" \
           --out "$OUT/$task/${form}_$schedule" "$@"

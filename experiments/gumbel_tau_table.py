@@ -38,7 +38,8 @@ def task_table(folder: Path, metrics: tuple[str, ...]) -> str:
              "|---|---|---|" + "---|" * (len(metrics) + len(METRICS))]
     for form, form_label in FORMS.items():
         for schedule, schedule_label in SCHEDULES.items():
-            runs = sorted((folder / f"{form}_{schedule}" / "runs" / "samp_tri").glob("seed*/result.json"))
+            cell = "paper_const1" if schedule == "const1" else f"{form}_{schedule}"  # one formula at tau = 1
+            runs = sorted((folder / cell / "runs" / "samp_tri").glob("seed*/result.json"))
             results = [json.loads(r.read_text()) for r in runs]
             maps = [map_statistics(r.parent / "checkpoints" / "last.ckpt")[0] for r in runs]
             cells = [_cell([r[m] for r in results]) for m in metrics] + [_cell([s[m] for s in maps]) for m in METRICS]
