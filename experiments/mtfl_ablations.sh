@@ -12,7 +12,7 @@ CONFIG=${CONFIG:-configs/mtfl/cpu.yaml}
 read -r -a SEEDS <<< "${SEEDS:-0 1 2}"
 export OMP_NUM_THREADS=1
 sampling-argmax compare --config "$CONFIG" --seeds "${SEEDS[@]}" --methods soft_vr --num_show 0 \
-    --method_args '{"regularizer_weight": 9.5367431640625e-07}' --out reports/mtfl_cpu_vr_normalized "$@" &
+    --method_args '{"variance_scale": "cell", "regularizer_weight": 9.5367431640625e-07}' --out reports/mtfl_cpu_vr_normalized "$@" &
 first=$!
 sampling-argmax compare --config "$CONFIG" --seeds "${SEEDS[@]}" --methods samp_tri --num_show 0 \
     --method_args '{"gumbel": "authors"}' --out reports/mtfl_cpu_gumbel_authors "$@" &
