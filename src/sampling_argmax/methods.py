@@ -85,6 +85,7 @@ from sampling_argmax.losses import (
 from sampling_argmax.modules import ConstantTemperature, ExponentialTemperature, LinearTemperature
 
 __all__ = [
+    "NotDefinedOnPointsError",
     "Method",
     "SoftArgmaxMethod",
     "SamplingArgmaxMethod",
@@ -97,6 +98,10 @@ __all__ = [
 Confidence = Literal["peak", "mass"]
 Schedule = ConstantTemperature | LinearTemperature | ExponentialTemperature
 REGULARIZERS = (None, "variance", "distribution")
+
+
+class NotDefinedOnPointsError(ValueError):
+    """The method needs a grid (uniform/triangular bases, the authors' grid options) and got a point set."""
 
 
 class Method:
@@ -353,7 +358,7 @@ class SamplingArgmaxMethod(Method):
             )
         else:
             if self.basis != "gaussian" or self.triangular_reread or self.gaussian_reweight or self.clipped_gradient:
-                raise ValueError(
+                raise NotDefinedOnPointsError(
                     f"{self.name}: on point sets only basis='gaussian' is defined (the paper's choice, sigma=0.01; "
                     "uniform/triangular bases need a grid cell) and the authors' grid options do not apply; "
                     "use paper_method('samp_gau') or SamplingArgmaxMethod(basis='gaussian')"

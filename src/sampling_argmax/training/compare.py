@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from sampling_argmax.methods import PAPER_METHODS
+from sampling_argmax.methods import NotDefinedOnPointsError, PAPER_METHODS
 from sampling_argmax.training.checkpoints import LAST, check_output_folder
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI, task_method_config
 from sampling_argmax.training.report import (
@@ -198,6 +198,7 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     snapshots = []
     points: dict[str, list] = {}
+    undefined: set[str] = set()  # methods that need a grid, on a point-set task
     zero = _is_rank_zero()
     bar = tqdm(jobs, desc="compare", unit="run", dynamic_ncols=True, disable=not zero)
     for method, seed in bar:
@@ -205,8 +206,13 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         root = out / "runs" / method / f"seed{seed}"
         show = args.num_show if seed == args.seeds[0] else 0
         # with --resume a finished run restores its last checkpoint, trains no further and is re-tested
-        row, snapshot, calibration = run_one(args.config, overrides, method, seed, root, args.progress,
-                                             args.resume, show, method_args)
+        try:
+            row, snapshot, calibration = run_one(args.config, overrides, method, seed, root, args.progress,
+                                                 args.resume, show, method_args)
+        except NotDefinedOnPointsError as error:  # fails at its first step, before anything is saved
+            undefined.add(method)
+            bar.write(f"{method:>9} seed {seed}: not defined on this task ({error})")
+            continue
         rows.append(row)
         points.setdefault(method, []).append(calibration)
         if snapshot is not None:
@@ -217,12 +223,14 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             shown = ", ".join(f"{k} {row[k]:.3f}" for k in row
                               if k not in ("method", "seed", "task", "steps", "num_samples", "split"))
             bar.write(f"{method:>9} seed {seed}: {shown}")
-    if not zero:
+    if not zero or not rows:
         return rows
     metrics = [k for k in rows[0] if k not in ("method", "seed", "task", "steps", "num_samples", "split")]
     header = (f"Task: {rows[0].get('task', '?')}; seeds {' '.join(map(str, args.seeds))}; "
               f"mean ± std over seeds; evaluated on: {rows[0]['split']}; final weights."
-              + (f" Method overrides: {json.dumps(args.method_args)}." if args.method_args else "") + "\n\n")
+              + (f" Method overrides: {json.dumps(args.method_args)}." if args.method_args else "")
+              + (f" Not defined on this task's point sets (a basis that needs a grid cell): "
+                 f"{', '.join(sorted(undefined))}." if undefined else "") + "\n\n")
     markdown = write_table(out, rows, args.methods, metrics, LABELS, header)
     if snapshots:
         plot_maps(snapshots, out / "maps.png", args.num_show)
