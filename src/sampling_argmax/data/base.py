@@ -52,6 +52,7 @@ __all__ = [
     "DATA_ENV",
     "Batch",
     "LocalizationDataModule",
+    "Materialized",
     "RawInput",
     "without_data_files",
     "input_key",
@@ -114,6 +115,20 @@ def without_data_files() -> Iterator[None]:
         yield
     finally:
         _NEED_DATA_FILES.reset(token)
+
+
+class Materialized(Dataset):
+    """A split generated once and kept in memory: procedural validation and test sets are evaluated every
+    epoch and must be the same samples each time."""
+
+    def __init__(self, source: Dataset) -> None:
+        self.items = [source[i] for i in range(len(source))]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        return self.items[index]
 
 
 def input_key(batch: dict[str, Any]) -> str:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, RawInput
+from sampling_argmax.data.base import LocalizationDataModule, Materialized, RawInput
 
 __all__ = [
     "SyntheticLandmarks",
@@ -355,19 +355,6 @@ def read_raw(source: Path | np.ndarray, name: str, dims: int) -> np.ndarray:
     return array.astype(np.float32)
 
 
-class _Materialized(Dataset):
-    """A fixed split generated once and kept in memory (validation and test are evaluated every epoch)."""
-
-    def __init__(self, source: Dataset) -> None:
-        self.items = [source[i] for i in range(len(source))]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int):
-        return self.items[index]
-
-
 class SyntheticDataModule(LocalizationDataModule):
     """Procedural landmarks (2D images), boundaries (1D signals) or landmarks in volumes (3D).
 
@@ -440,7 +427,7 @@ class SyntheticDataModule(LocalizationDataModule):
         if split == "train":
             return self.splits["train"]
         if split not in self._materialized:
-            self._materialized[split] = _Materialized(self.splits[split])
+            self._materialized[split] = Materialized(self.splits[split])
         return self._materialized[split]
 
 

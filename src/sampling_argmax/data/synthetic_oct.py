@@ -39,7 +39,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule
+from sampling_argmax.data.base import LocalizationDataModule, Materialized
 from sampling_argmax.data.oct import BOUNDARY_NAMES, DEFAULT_PIXEL_UM, NUM_BOUNDARIES, standardize
 
 __all__ = ["render_oct_bscan", "SyntheticOCT", "SyntheticOCTDataModule", "SPLITS"]
@@ -161,17 +161,6 @@ class SyntheticOCT(Dataset):
         }
 
 
-class _Materialized(Dataset):
-    def __init__(self, source: Dataset) -> None:
-        self.items = [source[i] for i in range(len(source))]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int):
-        return self.items[index]
-
-
 class SyntheticOCTDataModule(LocalizationDataModule):
     """The embedded OCT task: procedural B-scans, 9 boundaries per A-scan, evaluated like MSHC (MAD in µm).
 
@@ -223,6 +212,6 @@ class SyntheticOCTDataModule(LocalizationDataModule):
         if split == "train":
             return self.splits["train"]
         if split not in self._fixed:
-            self._fixed[split] = _Materialized(self.splits[split])
+            self._fixed[split] = Materialized(self.splits[split])
         return self._fixed[split]
 
