@@ -1,6 +1,8 @@
 """Shared test fixtures: the real data samples in ../shared/data (see its README.md)."""
 
+import logging
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def quiet():
+    """Lightning's banners and warnings off: the CLI tests read the printed output."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield

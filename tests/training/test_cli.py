@@ -1,7 +1,5 @@
 """The sampling-argmax command line, run in-process on tiny synthetic settings."""
 
-import logging
-import warnings
 from pathlib import Path
 
 import pytest
@@ -22,15 +20,9 @@ TINY = [
 TINY_FIT = [*TINY, "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
-@pytest.fixture(autouse=True)
-def quiet():
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread", "quiet")  # tests/conftest.py
 
 
 def test_synthetic_yaml_spells_out_the_builtin_defaults():

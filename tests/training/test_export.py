@@ -5,8 +5,6 @@ than the one traced, so the batch axis is shown to be dynamic.
 """
 
 import json
-import logging
-import warnings
 
 import numpy as np
 import pytest
@@ -17,15 +15,9 @@ from sampling_argmax.inference import Predictor
 from sampling_argmax.training.cli import main
 from sampling_argmax.training.export import InferenceModel
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread", "quiet")  # tests/conftest.py
 
 
-@pytest.fixture(autouse=True)
-def quiet():
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 def _run_onnx(path, inputs: torch.Tensor):

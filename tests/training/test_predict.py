@@ -7,8 +7,6 @@ row or a named failure, and the rows say which method and which exact weights pr
 
 import hashlib
 import json
-import logging
-import warnings
 
 import numpy as np
 import pytest
@@ -20,15 +18,9 @@ from sampling_argmax.inference import Predictor
 from sampling_argmax.training.cli import main
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread", "quiet")  # tests/conftest.py
 
 
-@pytest.fixture(autouse=True)
-def quiet():
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 def _test_outputs(args):

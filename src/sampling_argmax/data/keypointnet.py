@@ -355,7 +355,28 @@ class KeypointNetClouds(Dataset):
         return point_sample(points, self.keypoint_index[index], index, self.category)
 
 
-class KeypointNetDataModule(LocalizationDataModule):
+class PointCloudDataModule(LocalizationDataModule):
+    """What every point-cloud task shares: ``num_points`` clouds of (x, y, z), maps over the points, and
+    ``predict`` on a user's cloud (.pcd, .npy, array) normalized as evaluation normalizes it (``normalize``),
+    keypoints coming back in the file's frame."""
+
+    num_points: int = 2048
+    normalize: Normalize = "none"
+    predict_suffixes = (".pcd", ".npy")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.num_points, 3)
+
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        return (self.num_points,)
+
+    def prepare(self, raw: RawInput) -> dict:
+        return cloud_sample(read_cloud(raw.source, raw.name, self.num_points), self.normalize)
+
+
+class KeypointNetDataModule(PointCloudDataModule):
     """One KeypointNet category (the paper trains one model per category), official splits.
 
     Args:
@@ -431,19 +452,6 @@ class KeypointNetDataModule(LocalizationDataModule):
         """K: the category's semantic ids (largest id in its annotation file + 1)."""
         return self._annotations[1]
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.num_points, 3)
-
-    @property
-    def map_shape(self) -> tuple[int, ...]:
-        return (self.num_points,)
-
-    predict_suffixes = (".pcd", ".npy")
-
-    def prepare(self, raw: RawInput) -> dict:
-        """A user's cloud (.pcd, .npy, array) normalized as evaluation normalizes; keypoints come back in its frame."""
-        return cloud_sample(read_cloud(raw.source, raw.name, self.num_points), self.normalize)
 
     def split_file(self, stage: str) -> Path:
         folder = Path(self.splits_dir_arg).expanduser() if self.splits_dir_arg else self.root / "splits"

@@ -30,13 +30,11 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, RawInput
 from sampling_argmax.data.keypointnet import (
+    PointCloudDataModule,
     augment_cloud,
     check_augmentation,
-    cloud_sample,
     point_sample,
-    read_cloud,
     torch_rng,
 )
 
@@ -235,7 +233,7 @@ class SyntheticPointClouds(Dataset):
         return point_sample(cloud, keypoint_index, index, index % len(CATEGORY_NAMES))
 
 
-class SyntheticPointsDataModule(LocalizationDataModule):
+class SyntheticPointsDataModule(PointCloudDataModule):
     """The synthetic point-cloud task: chairs, tables and airplanes, K = 12 semantic slots.
 
     Args:
@@ -268,20 +266,6 @@ class SyntheticPointsDataModule(LocalizationDataModule):
             "val": SyntheticPointClouds("val", val_size, **common),
             "test": SyntheticPointClouds("test", test_size, **common),
         }
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.num_points, 3)
-
-    @property
-    def map_shape(self) -> tuple[int, ...]:
-        return (self.num_points,)
-
-    predict_suffixes = (".npy", ".pcd")
-
-    def prepare(self, raw: RawInput) -> dict:
-        """A cloud file or array of ``num_points`` points, used as stored (the objects are already normalized)."""
-        return cloud_sample(read_cloud(raw.source, raw.name, self.num_points), "none")
 
     def references(self, stage: str) -> dict:
         name = "test" if stage in ("test", "predict") else "val"
