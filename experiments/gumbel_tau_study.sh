@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-reports/gumbel_tau}
 read -r -a TASKS <<< "${TASKS:-synthetic mtfl}"
 read -r -a SEEDS <<< "${SEEDS:-0 1 2}"
+read -r -a SCHEDULES <<< "${SCHEDULES:-linear const1 const05}"   # a subset runs the informative cells first
 declare -A SCHEDULE=(
   [linear]='{"class_path": "sampling_argmax.LinearTemperature", "init_args": {"start": 2.0, "end": 0.5, "slope": 0.06}}'
   [const1]='{"class_path": "sampling_argmax.ConstantTemperature", "init_args": {"tau": 1.0}}'
@@ -21,7 +22,7 @@ for task in "${TASKS[@]}"; do
   [[ $task == mtfl ]] && config=(--config configs/mtfl/cpu.yaml)
   for seed in "${SEEDS[@]}"; do
     for form in paper authors; do
-      for schedule in linear const1 const05; do
+      for schedule in "${SCHEDULES[@]}"; do
         # at tau = 1 the two forms are one formula (measured identical on the synthetic task): run it once
         [[ $form == authors && $schedule == const1 ]] && continue
         sampling-argmax compare "${config[@]}" --methods samp_tri --seeds "$seed" --num_show 0 --resume \

@@ -11,6 +11,14 @@ def test_resnet_deconv_output_is_input_over_32_times_2_pow_deconv():
     assert net2(torch.zeros(2, 1, 128, 64)).shape == (2, 2, 16, 8)
 
 
+def test_resnet_deconv_takes_one_width_per_deconvolution():
+    net = ResNetDeconv(depth=18, num_keypoints=5, deconv_channels=[16, 16, 8], num_deconv=3)
+    assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 5, 16, 16)
+    assert net.head[-3].out_channels == 8 and net.final.in_channels == 8
+    with pytest.raises(ValueError, match="list of num_deconv=3"):
+        ResNetDeconv(depth=18, num_keypoints=5, deconv_channels=[16, 8], num_deconv=3)
+
+
 def test_resnet_deconv_loads_a_local_torchvision_state_dict(tmp_path):
     from torchvision.models import resnet18
 

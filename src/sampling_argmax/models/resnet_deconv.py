@@ -1,5 +1,8 @@
 """SimpleBaseline-style heatmap network: a torchvision ResNet backbone, a deconvolution head, a 1×1 conv.
 
+With ``depth_bins`` D the 1×1 conv outputs K·D channels, read as K volumes of D × H × W logits: the
+integral-regression head of Integral Human Pose (Sun et al. 2018) for 3D pose.
+
 The network outputs raw logits over the grid; what they mean (softmax, sampling, read-out) is the
 method's business, never the model's.
 """
@@ -17,9 +20,9 @@ from sampling_argmax._io import load_tensors
 _BACKBONES = {18: (resnet18, 512), 50: (resnet50, 2048)}
 
 
-def _deconv_head(in_channels: int, channels: int, num_deconv: int) -> nn.Sequential:
+def _deconv_head(in_channels: int, widths: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for _ in range(num_deconv):
+    for channels in widths:
         # kernel 4, stride 2, padding 1 doubles the resolution exactly (the SimpleBaseline head)
         layers += [
             nn.ConvTranspose2d(in_channels, channels, kernel_size=4, stride=2, padding=1, bias=False),
@@ -36,29 +39,36 @@ class ResNetDeconv(nn.Module):
     Args:
         depth: 18 or 50.
         num_keypoints: K, number of output maps.
-        deconv_channels: channels of each deconvolution layer.
+        deconv_channels: channels of each deconvolution layer, or one number per layer (a list of
+            ``num_deconv`` widths, e.g. a thin last layer for fine maps on a CPU budget).
         num_deconv: number of ×2 upsampling deconvolutions (output stride 32 / 2**num_deconv).
         in_channels: input channels; other than 3 replaces the stem convolution.
         pretrained: path to a local torchvision ResNet state dict (``resnet50-*.pth``); None = random init.
             No weights are ever downloaded.
+        depth_bins: 0 = 2D maps; D > 0 = K volumes of D depth bins (channel ``k * D + d`` is bin d of
+            keypoint k), for 3D pose.
 
     Shape:
-        (B, in_channels, H, W) -> (B, K, H / 32 * 2**num_deconv, W / 32 * 2**num_deconv)
+        (B, in_channels, H, W) -> (B, K, H / 32 * 2**num_deconv, W / 32 * 2**num_deconv), or with
+        ``depth_bins`` D: (B, K, D, H / 32 * 2**num_deconv, W / 32 * 2**num_deconv) (x, y, z = last, 2nd, 3rd)
 
     Example:
         >>> net = ResNetDeconv(depth=18, num_keypoints=5, deconv_channels=32)
         >>> net(torch.zeros(1, 3, 256, 192)).shape
         torch.Size([1, 5, 64, 48])
+        >>> ResNetDeconv(depth=18, num_keypoints=2, deconv_channels=16, depth_bins=8)(torch.zeros(1, 3, 64, 64)).shape
+        torch.Size([1, 2, 8, 16, 16])
     """
 
     def __init__(
         self,
         depth: int = 50,
         num_keypoints: int = 17,
-        deconv_channels: int = 256,
+        deconv_channels: int | list[int] = 256,
         num_deconv: int = 3,
         in_channels: int = 3,
         pretrained: str | None = None,
+        depth_bins: int = 0,
     ) -> None:
         super().__init__()
         if depth not in _BACKBONES:
@@ -67,6 +77,12 @@ class ResNetDeconv(nn.Module):
             raise ValueError(f"num_keypoints={num_keypoints} must be >= 1")
         if num_deconv < 0:
             raise ValueError(f"num_deconv={num_deconv} must be >= 0")
+        if depth_bins < 0:
+            raise ValueError(f"depth_bins={depth_bins} must be >= 0 (0 = 2D maps, D = volumes of D depth bins)")
+        widths = [deconv_channels] * num_deconv if isinstance(deconv_channels, int) else list(deconv_channels)
+        if len(widths) != num_deconv or min(widths, default=1) < 1:
+            raise ValueError(f"deconv_channels={deconv_channels} must be a positive width or a list of num_deconv="
+                             f"{num_deconv} positive widths")
         build, feature_channels = _BACKBONES[depth]
         backbone = build(weights=None)
         if pretrained is not None:
@@ -78,11 +94,12 @@ class ResNetDeconv(nn.Module):
             backbone.conv1, backbone.bn1, backbone.relu, backbone.maxpool,
             backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4,
         )
-        self.head = _deconv_head(feature_channels, deconv_channels, num_deconv)
-        head_channels = deconv_channels if num_deconv > 0 else feature_channels
-        self.final = nn.Conv2d(head_channels, num_keypoints, kernel_size=1)
+        self.head = _deconv_head(feature_channels, widths)
+        head_channels = widths[-1] if widths else feature_channels
+        self.final = nn.Conv2d(head_channels, num_keypoints * max(depth_bins, 1), kernel_size=1)
         self._init_head()
         self.num_keypoints = num_keypoints
+        self.depth_bins = depth_bins
 
     def _init_head(self) -> None:
         for module in self.head.modules():
@@ -95,7 +112,10 @@ class ResNetDeconv(nn.Module):
         nn.init.zeros_(self.final.bias)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.final(self.head(self.backbone(image)))
+        maps = self.final(self.head(self.backbone(image)))
+        if self.depth_bins:
+            maps = maps.unflatten(1, (self.num_keypoints, self.depth_bins))
+        return maps
 
 
 def _load_torchvision_state(backbone: nn.Module, path: str) -> None:
