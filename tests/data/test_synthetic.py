@@ -9,11 +9,12 @@ from sampling_argmax.data.synthetic import (
     SyntheticLandmarks,
     render_landmarks_2d,
 )
+from sampling_argmax.models import SmallHeatmapNet
 
 
-@pytest.mark.parametrize("dims,size,k", [(1, 64, 2), (2, 32, 3), (3, 16, 2)])
-def test_sample_follows_the_batch_contract(dims, size, k):
-    sample = SyntheticLandmarks("val", length=3, dims=dims, num_keypoints=k, size=size)[2]
+@pytest.mark.parametrize("dims,size,k,stride", [(1, 64, 2, 2), (2, 32, 3, 2), (3, 16, 2, 2), (2, 48, 3, 4)])
+def test_sample_follows_the_batch_contract(dims, size, k, stride):
+    sample = SyntheticLandmarks("val", length=3, dims=dims, num_keypoints=k, size=size, output_stride=stride)[2]
     key = INPUT_KEY[dims]  # signal, image or volume: one key per modality
     assert sample[key].shape == (1,) + (size,) * dims and sample[key].dtype == torch.float32
     assert sample["to_original"].dtype == torch.float64
@@ -26,7 +27,16 @@ def test_sample_follows_the_batch_contract(dims, size, k):
     assert torch.allclose(back, sample["keypoints"], atol=1e-5)
     # keypoints lie inside the input and the grid has size / stride cells
     assert (sample["keypoints"] >= 0).all() and (sample["keypoints"] <= size - 1).all()
-    assert (sample["target"] <= size // OUTPUT_STRIDE - 1).all()
+    assert (sample["target"] <= size // stride - 1).all()
+
+
+def test_coarse_maps_match_a_stride_4_network():
+    dm = SyntheticDataModule(dims=2, size=48, output_stride=4, test_size=4)
+    assert dm.map_shape == (12, 12)
+    assert SmallHeatmapNet(num_keypoints=3, output_stride=4)(torch.zeros(1, 1, 48, 48)).shape == (1, 3, 12, 12)
+    assert SyntheticDataModule(dims=2, size=48).map_shape == (48 // OUTPUT_STRIDE,) * 2
+    with pytest.raises(ValueError, match="output_stride=3"):
+        SyntheticDataModule(dims=2, output_stride=3)
 
 
 def test_samples_are_a_pure_function_of_seed_split_index():

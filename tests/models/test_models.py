@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sampling_argmax.models import ResNetDeconv, SmallHeatmapNet
+from sampling_argmax.models import KeypointChannels, ResNetDeconv, SmallHeatmapNet
 
 
 def test_resnet_deconv_output_is_input_over_32_times_2_pow_deconv():
@@ -61,3 +61,12 @@ def test_small_net_rejects_bad_input():
         net(torch.zeros(1, 1, 32))
     with pytest.raises(ValueError, match="dims"):
         SmallHeatmapNet(num_keypoints=2, dims=4)
+
+
+def test_keypoint_channels_groups_maps_per_keypoint():
+    net = KeypointChannels(SmallHeatmapNet(num_keypoints=6), channels=3)
+    out = net(torch.zeros(1, 1, 32, 32))
+    assert out.shape == (1, 2, 3, 16, 16)
+    assert torch.equal(out[:, 1, 2], net.model(torch.zeros(1, 1, 32, 32))[:, 5])  # map k * C + c
+    with pytest.raises(ValueError, match="num_keypoints = K \\* 4"):
+        KeypointChannels(SmallHeatmapNet(num_keypoints=6), channels=4)(torch.zeros(1, 1, 32, 32))

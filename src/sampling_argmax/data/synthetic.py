@@ -53,8 +53,10 @@ __all__ = [
     "read_raw",
 ]
 
-#: Output stride of the networks the targets are expressed for (cell c <-> pixel 2c + 0.5).
+#: Default output stride of the networks the targets are expressed for (cell c <-> pixel 2c + 0.5); 4 gives
+#: deliberately coarse maps (cell c <-> pixel 4c + 1.5), where the fixed bases' read-out bias shows.
 OUTPUT_STRIDE = 2
+OUTPUT_STRIDES = (2, 4)
 #: Split name -> stream id mixed into the seed, so train/val/test never share a sample.
 SPLITS = {"train": 0, "val": 1, "test": 2}
 _MAX_KEYPOINTS = {1: 4, 2: 4, 3: 3}
@@ -260,7 +262,7 @@ class SyntheticLandmarks(Dataset):
 
     def __init__(
         self, split: str, length: int, dims: int = 2, num_keypoints: int = 3, size: int = 64, seed: int = 0,
-        distractors: int = 2, occlusion: float = 0.4, noise: float = 0.08,
+        distractors: int = 2, occlusion: float = 0.4, noise: float = 0.08, output_stride: int = OUTPUT_STRIDE,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split={split!r} must be one of {sorted(SPLITS)}")
@@ -270,17 +272,20 @@ class SyntheticLandmarks(Dataset):
             raise ValueError(f"num_keypoints={num_keypoints} must be in 1..{_MAX_KEYPOINTS[dims]} for dims={dims}")
         if size % 4 or size < (32 if dims == 1 else 16 if dims == 3 else 32):
             raise ValueError(f"size={size} must be divisible by 4 and at least 32 (16 for dims=3)")
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride={output_stride} must be one of {OUTPUT_STRIDES} (the network's; "
+                             f"SmallHeatmapNet(output_stride=...) matches it)")
         if length < 1 or distractors < 0 or not 0 <= occlusion <= 1 or noise < 0:
             raise ValueError(
                 f"need length >= 1, distractors >= 0, 0 <= occlusion <= 1, noise >= 0; got {length}, "
                 f"{distractors}, {occlusion}, {noise}"
             )
         self.split, self.length, self.dims, self.num_keypoints = split, length, dims, num_keypoints
-        self.size, self.seed = size, seed
+        self.size, self.seed, self.stride = size, seed, output_stride
         self.options = {"distractors": distractors, "occlusion": occlusion, "noise": noise}
         to_original = np.eye(dims + 1, dtype=np.float64)
-        to_original[:dims, :dims] *= OUTPUT_STRIDE
-        to_original[:dims, dims] = (OUTPUT_STRIDE - 1) / 2
+        to_original[:dims, :dims] *= output_stride
+        to_original[:dims, dims] = (output_stride - 1) / 2
         self.to_original = torch.from_numpy(to_original)
 
     def __len__(self) -> int:
@@ -294,7 +299,7 @@ class SyntheticLandmarks(Dataset):
         keypoints = torch.as_tensor(keypoints, dtype=torch.float32)
         return {
             INPUT_KEY[self.dims]: normalize(signal)[None],
-            "target": (keypoints - (OUTPUT_STRIDE - 1) / 2) / OUTPUT_STRIDE,
+            "target": (keypoints - (self.stride - 1) / 2) / self.stride,
             "target_weight": torch.ones(self.num_keypoints),
             "index": index,
             "to_original": self.to_original,
@@ -373,6 +378,7 @@ class SyntheticDataModule(LocalizationDataModule):
         num_workers: dataloader workers.
         seed: base seed of the generated data (independent of the training seed).
         distractors, occlusion, noise: difficulty, see :class:`SyntheticLandmarks`.
+        output_stride: input pixels per map cell, 2 (default) or 4 (coarse maps; the model must match).
     """
 
     drop_last_train = True
@@ -391,6 +397,7 @@ class SyntheticDataModule(LocalizationDataModule):
         distractors: int = 2,
         occlusion: float = 0.4,
         noise: float = 0.08,
+        output_stride: int = OUTPUT_STRIDE,
     ) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0:
@@ -404,7 +411,7 @@ class SyntheticDataModule(LocalizationDataModule):
         self.task = f"synthetic{dims}d"
         options = {
             "dims": dims, "num_keypoints": num_keypoints, "size": self.size, "seed": seed,
-            "distractors": distractors, "occlusion": occlusion, "noise": noise,
+            "distractors": distractors, "occlusion": occlusion, "noise": noise, "output_stride": output_stride,
         }
         # built here (cheap, lazy) so that bad arguments fail at construction, not mid-run
         self.splits = {
@@ -420,7 +427,7 @@ class SyntheticDataModule(LocalizationDataModule):
 
     @property
     def map_shape(self) -> tuple[int, ...]:
-        return (self.size // OUTPUT_STRIDE,) * self.dims
+        return (self.size // self.splits["test"].stride,) * self.dims
 
     def dataset(self, split: str) -> Dataset:
         """Training samples are drawn on the fly; validation and test are generated once and kept."""

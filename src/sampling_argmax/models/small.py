@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
 def _block(dims: int, cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -21,14 +22,18 @@ def _block(dims: int, cin: int, cout: int, stride: int = 1, dilation: int = 1) -
 class SmallHeatmapNet(nn.Module):
     """Encoder to 1/4 resolution with dilated context, decoder back to 1/2 with a skip connection.
 
+    With ``output_stride=4`` the maps stay at 1/4 (the 1/2 skip is pooled down instead): deliberately coarse
+    maps, where the fixed bases' read-out bias toward cell centres shows.
+
     Args:
         num_keypoints: K, number of output maps.
         dims: 1 (signal), 2 (image) or 3 (volume).
         in_channels: input channels.
         width: channels of the first stage (doubled at each downsampling).
+        output_stride: 2 (default) or 4.
 
     Shape:
-        (B, C, *grid_in) -> (B, K, *grid_in / 2); every input side must be divisible by 4.
+        (B, C, *grid_in) -> (B, K, *grid_in / output_stride); every input side must be divisible by 4.
 
     Example:
         >>> net = SmallHeatmapNet(num_keypoints=3, dims=2)
@@ -36,12 +41,14 @@ class SmallHeatmapNet(nn.Module):
         torch.Size([2, 3, 32, 32])
     """
 
-    output_stride = 2
-
-    def __init__(self, num_keypoints: int = 3, dims: int = 2, in_channels: int = 1, width: int = 16) -> None:
+    def __init__(self, num_keypoints: int = 3, dims: int = 2, in_channels: int = 1, width: int = 16,
+                 output_stride: int = 2) -> None:
         super().__init__()
         if dims not in _CONV:
             raise ValueError(f"dims={dims} must be 1, 2 or 3")
+        if output_stride not in (2, 4):
+            raise ValueError(f"output_stride={output_stride} must be 2 or 4")
+        self.output_stride = output_stride
         if num_keypoints < 1 or width < 1 or in_channels < 1:
             raise ValueError(
                 f"num_keypoints={num_keypoints}, width={width}, in_channels={in_channels} must all be >= 1"
@@ -67,5 +74,8 @@ class SmallHeatmapNet(nn.Module):
             raise ValueError(f"input grid {tuple(x.shape[2:])} must be divisible by 4 on every side")
         half = self.down1(self.stem(x))
         quarter = self.down2(half)
+        if self.output_stride == 4:
+            pooled = _POOL[self.dims](half, kernel_size=2)
+            return self.final(self.fuse(torch.cat([pooled, quarter], dim=1)))
         up = F.interpolate(quarter, size=half.shape[2:], mode="nearest")
         return self.final(self.fuse(torch.cat([half, up], dim=1)))
