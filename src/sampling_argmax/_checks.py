@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 GUMBEL_MODES = ("paper", "authors")
-IMPLEMENTATIONS = ("auto", "efficient", "reference")
+IMPLEMENTATIONS = ("auto", "fused", "chunked", "reference")
 REDUCTIONS = ("none", "mean", "sum")
 
 #: Smallest accepted Gumbel-softmax temperature. The relaxed sample is computed overflow-free for any τ > 0
@@ -33,7 +33,7 @@ REDUCTIONS = ("none", "mean", "sum")
 MIN_TAU = 1e-6
 
 #: Largest accepted S × B × K × cells of one sampling call ("cell-samples"), 2^40 ≈ 1.1e12: the time of both
-#: implementations is linear in it (the efficient path ran 3.7e7 cell-samples/s forward+backward on one CPU
+#: implementations is linear in it (the chunked path ran 3.7e7 cell-samples/s forward+backward on one CPU
 #: core, so 2^40 is ~8 hours; 20,000× a COCO batch at S = 30). The paper uses S ≤ 30 and one sample already
 #: trains; so many samples in one call is almost surely a mistake (split the call if it is not).
 MAX_CELL_SAMPLES = 2**40
@@ -251,14 +251,14 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.3g} GiB"
 
 
-def check_sampling_budget(logits: Tensor, num_samples: int, length: int, dims: int, efficient: bool,
+def check_sampling_budget(logits: Tensor, num_samples: int, length: int, dims: int, chunked: bool,
                           chunk_bytes: int) -> None:
     """Refuse a sampling call whose time or memory cannot be sensible, with the estimate in the message.
 
     ``logits`` ``(B, K, M)``; ``length`` = L, the per-sample offsets of one map (W + H + D, or d N). Time is
     linear in S × B × K × M for both implementations (bounded by :data:`MAX_CELL_SAMPLES`). Peak memory: the
     reference path holds about 3 float maps per sample (measured 3.0 forward+backward), the
-    efficient path at most 3 maps plus ``chunk_bytes`` of chunk buffers, and ~5 copies of the
+    chunked and fused paths a few maps plus ``chunk_bytes`` of chunk buffers, and ~5 copies of the
     ``(B, K, S, dims)`` output (output, anchor-relative output, anchors, int64 anchor indices); refused when the
     estimate exceeds the device's total memory (physical RAM for the CPU), where the call could only fail
     (or be killed by the OS).
@@ -274,17 +274,17 @@ def check_sampling_budget(logits: Tensor, num_samples: int, length: int, dims: i
     item = torch.finfo(logits.dtype).bits // 8 if logits.is_floating_point() else 4
     map_bytes = b * k * m * item
     per_sample = b * k * (length + dims) * item
-    if efficient:
-        estimate = 3 * map_bytes + chunk_bytes + 5 * num_samples * b * k * dims * item
+    if chunked:
+        estimate = 5 * map_bytes + chunk_bytes + 5 * num_samples * b * k * dims * item
     else:
         estimate = 3 * num_samples * map_bytes + num_samples * per_sample * 2 + 2 * map_bytes
     total = None if _tracing() else _device_memory_bytes(logits.device)  # a host query: not traceable
     if total is not None and estimate > total:
-        fix = ("use fewer samples or a smaller batch" if efficient else
-               "use implementation='efficient' (memory independent of num_samples; not with the authors' "
+        fix = ("use fewer samples or a smaller batch" if chunked else
+               "use implementation='chunked' (memory independent of num_samples; not with the authors' "
                "options) or fewer samples")
         raise ValueError(
-            f"num_samples={num_samples} with implementation={'efficient' if efficient else 'reference'} on "
+            f"num_samples={num_samples} with implementation={'chunked' if chunked else 'reference'} on "
             f"logits of shape {tuple(logits.shape)} needs about {_gib(estimate)}, more than the "
             f"{_gib(total)} of {logits.device}; {fix}"
         )

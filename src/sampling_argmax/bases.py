@@ -9,8 +9,9 @@ sampling-argmax samples follow the mixture).
 - gaussian:   N(0, sigma^2), sigma in cell units (:data:`GRID_SIGMA` = 1 cell by default; :data:`POINT_SIGMA`
   = 0.01 for normalized point clouds, the paper's)
 
-Draw protocol (the efficient operator replays it in backward): one generator call per ``sample`` --
-``torch.rand`` for uniform/triangular (two uniforms per offset), ``torch.randn`` for gaussian.
+Every basis turns two independent uniforms in (0, 1) into an offset (``from_uniforms``; the uniform basis
+uses the first only), so the sampling operator draws offsets from its counter-based noise
+(:mod:`sampling_argmax._noise`) and ``sample`` from a ``torch.Generator`` with the same law.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ class Basis:
 
     def sample(self, shape, generator: torch.Generator | None = None, device=None,
                dtype: torch.dtype = torch.float32) -> Tensor:
+        """Offsets of shape ``shape`` drawn from ``generator``."""
+        u = torch.rand((2, *shape), generator=generator, device=device, dtype=dtype).neg_().add_(1.0)  # (0, 1]
+        return self.from_uniforms(u[0], u[1])
+
+    def from_uniforms(self, u1: Tensor, u2: Tensor) -> Tensor:
+        """Offsets from two independent U(0, 1) tensors in (0, 1) (overwritten: this runs in place)."""
         raise NotImplementedError
 
     def cdf(self, x: Tensor) -> Tensor:
@@ -57,8 +64,8 @@ class UniformBasis(Basis):
 
     name = "uniform"
 
-    def sample(self, shape, generator=None, device=None, dtype=torch.float32) -> Tensor:
-        return torch.rand(shape, generator=generator, device=device, dtype=dtype).sub_(0.5)
+    def from_uniforms(self, u1: Tensor, u2: Tensor) -> Tensor:
+        return u1.sub_(0.5)
 
     def cdf(self, x: Tensor) -> Tensor:
         return (x + 0.5).clamp(0.0, 1.0)
@@ -68,13 +75,12 @@ class UniformBasis(Basis):
 
 
 class TriangularBasis(Basis):
-    """``eps`` with density ``1 - |eps|`` on [-1, 1]: the sum of two U(0, 1) minus 1 (3 cheap ops)."""
+    """``eps`` with density ``1 - |eps|`` on [-1, 1]: the sum of two U(0, 1) minus 1 (2 cheap ops)."""
 
     name = "triangular"
 
-    def sample(self, shape, generator=None, device=None, dtype=torch.float32) -> Tensor:
-        u = torch.rand((2, *shape), generator=generator, device=device, dtype=dtype)
-        return u.sum(0).sub_(1.0)
+    def from_uniforms(self, u1: Tensor, u2: Tensor) -> Tensor:
+        return u1.add_(u2).sub_(1.0)
 
     def cdf(self, x: Tensor) -> Tensor:
         x = x.clamp(-1.0, 1.0)
@@ -94,8 +100,9 @@ class GaussianBasis(Basis):
     def __init__(self, sigma: float = GRID_SIGMA):
         self.sigma = check_positive(sigma, "sigma", "the Gaussian basis width, in cells or point units")
 
-    def sample(self, shape, generator=None, device=None, dtype=torch.float32) -> Tensor:
-        return torch.randn(shape, generator=generator, device=device, dtype=dtype).mul_(self.sigma)
+    def from_uniforms(self, u1: Tensor, u2: Tensor) -> Tensor:
+        # Box-Muller; u1 >= 2^-24 (the noise's smallest uniform) truncates at 5.8 sigma (probability 8e-9)
+        return u1.log_().mul_(-2.0).sqrt_().mul_(torch.cos(u2.mul_(2.0 * math.pi))).mul_(self.sigma)
 
     def cdf(self, x: Tensor) -> Tensor:
         return 0.5 * (1.0 + torch.erf(x / (self.sigma * math.sqrt(2.0))))

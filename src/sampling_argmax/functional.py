@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import _efficient
+from . import _chunked, _fused
 from ._checks import (
     GUMBEL_MODES,
     IMPLEMENTATIONS,
@@ -40,8 +40,10 @@ from ._checks import (
     compute_dtype,
     no_autocast,
 )
-from ._efficient import Layout, SamplingArgmaxFunction, grid_marginal, neg_gumbel_from_uniform_
-from .bases import BASES, GRID_SIGMA, POINT_SIGMA, get_basis
+from ._chunked import (SamplingArgmaxFunction, exponentials, grid_marginal, layout, perturbed_positions, prepare,
+                       relax_mode, relaxed_weights, sample_keys)
+from ._noise import draw_seed
+from .bases import BASES, GRID_SIGMA, POINT_SIGMA
 from .coords import cell_centers
 
 POINTS_HINT = "(B, K, N)"
@@ -190,15 +192,6 @@ def _soft_argmax_points(logits: Tensor, points: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------------- sampling
-def _make_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
-    """The caller's generator, or a fresh one seeded from the global RNG (so backward can replay it)."""
-    if generator is None:
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-        return torch.Generator(device=device).manual_seed(seed)
-    check_generator(generator, device)
-    return generator
-
-
 def sampling_argmax(
     logits: Tensor,
     num_samples: int = 30,
@@ -234,7 +227,6 @@ def sampling_argmax(
         basis: "uniform", "triangular" or "gaussian" (sigma in cells, default ``GRID_SIGMA`` = 1).
         gumbel: "paper" -> ``softmax((log pi + g)/tau)``; "authors" -> ``softmax(logits + g/tau)`` (the
             public code's form: the noise is tempered but the logits are not).
-        generator: a ``torch.Generator`` on the logits' device, or None for one seeded from the global RNG.
         triangular_reread: authors' option (triangular basis only): the relaxed marginal is re-read by
             linear interpolation at the perturbed positions ``j + eps_j`` (zero outside the grid) and
             renormalized before the weighted sum.
@@ -243,10 +235,16 @@ def sampling_argmax(
         clipped_gradient: authors' "clipped integral" (2D pose): the backward of ``sum_j r_j w_j`` w.r.t.
             ``r_j`` (w_j = j + eps_j) is replaced by +2 where ``w_j >=`` the read-out and -2 elsewhere, on
             the authors' normalized scale (index/size), i.e. ``+-2 * n_axis`` in cell units.
-        implementation: "efficient" (custom autograd.Function that regenerates the noise in backward:
-            memory independent of S -- three maps for large maps -- no authors' options), "reference"
-            (plain autograd over all S relaxed maps; the test oracle) or "auto" (efficient unless an
-            authors' option is on). Both draw identical noise from the same generator.
+        generator: a ``torch.Generator`` on the logits' device, or None for the global RNG; a call draws one
+            int64 seed from it, and every noise value of the call is a hash of that seed, the sample and the
+            cell (:mod:`sampling_argmax._noise`), so ``torch.manual_seed`` makes runs reproducible.
+        implementation: "chunked" (custom autograd.Function that regenerates the noise in backward, chunk by
+            chunk: memory independent of S -- a few maps -- no authors' options), "fused" (the same chunk
+            functions through ``torch.compile``: inductor's C++ on CPU, Triton on GPU; compiled once per
+            shape, falls back to "chunked" with a warning where compilation fails), "reference" (plain
+            autograd over all S relaxed maps; the test oracle) or "auto" (the reference with an authors'
+            option, else "fused" from ``_fused.FUSED_MIN_CELL_SAMPLES`` = 2^22 cell-samples per call, else
+            "chunked"). All draw the same noise from the same seed.
 
     Returns:
         ``(B, K, S, dims)`` samples, x-y-z, cell units, float32 (float64 for float64 logits).
@@ -292,71 +290,64 @@ def _sampling_argmax(logits, points, num_samples, tau, basis, gumbel, generator,
     check_choice(implementation, "implementation", IMPLEMENTATIONS)
     check_authors_options(basis, triangular_reread, gaussian_reweight)
     authors_options = bool(triangular_reread or gaussian_reweight or clipped_gradient)
-    if implementation == "efficient" and authors_options:
-        raise ValueError("implementation='efficient' does not support triangular_reread, gaussian_reweight or "
-                         "clipped_gradient; use implementation='auto' or 'reference'")
-    efficient = implementation == "efficient" or (implementation == "auto" and not authors_options)
+    if implementation in ("chunked", "fused") and authors_options:
+        raise ValueError(f"implementation={implementation!r} does not support triangular_reread, gaussian_reweight "
+                         f"or clipped_gradient; use implementation='auto' or 'reference'")
     b, k = logits.shape[:2]
     grid = None if points is not None else tuple(logits.shape[2:])
     dims = points.shape[2] if points is not None else len(grid)
     length = dims * points.shape[1] if points is not None else sum(grid)
     flat = logits.reshape(b, k, -1)
-    check_sampling_budget(flat, num_samples, length, dims, efficient, _efficient.CHUNK_BYTES)
-    gen = _make_generator(generator, logits.device)
+    if implementation == "auto":
+        implementation = "reference" if authors_options else \
+            "fused" if _fused.worth_it(num_samples * flat.numel()) else "chunked"
+    check_sampling_budget(flat, num_samples, length, dims, implementation != "reference", _chunked.CHUNK_BYTES)
+    if generator is not None:
+        check_generator(generator, logits.device)
+    seed = draw_seed(generator, logits.device)  # the call's only generator draw; all noise hashes from it
     with no_autocast(logits):
         dtype = compute_dtype(logits)
         x = flat.to(dtype).contiguous()
         pts = None if points is None else points.to(dtype)
-        f = get_basis(basis, sigma)
-        if efficient:
-            return SamplingArgmaxFunction.apply(x, pts, grid, num_samples, tau, gumbel, f, gen)
-        return _reference(x, pts, grid, num_samples, tau, gumbel, f, gen,
-                          triangular_reread, gaussian_reweight, clipped_gradient)
+        if implementation == "reference":
+            return _reference(x, pts, grid, num_samples, tau, gumbel, basis, sigma, seed,
+                              triangular_reread, gaussian_reweight, clipped_gradient)
+        return SamplingArgmaxFunction.apply(x, pts, grid, num_samples, tau, gumbel, basis, sigma, seed,
+                                            implementation == "fused")
 
 
 # ---------------------------------------------------------------------------------- reference (test oracle)
-def _reference(x, points, grid, num_samples, tau, gumbel, basis, generator, reread, reweight, clipped):
-    """Plain-autograd sampling-argmax over all S relaxed maps at once; same noise protocol and the same
-    expressions as the efficient Function (max-subtracted z, read-out relative to the peak of the marginal;
-    see :mod:`sampling_argmax._efficient`), so both agree to float32 precision down to ``MIN_TAU``."""
+def _reference(x, points, grid, num_samples, tau, gumbel, basis, sigma, seed, reread, reweight, clipped):
+    """Plain-autograd sampling-argmax over all S relaxed maps at once (the test oracle; the authors' options
+    live here): the same noise and the same expressions as the chunk functions of
+    :mod:`sampling_argmax._chunked`, so both agree to float32 precision down to ``MIN_TAU``."""
     b, k, m = x.shape
-    layout = Layout(b, k, grid, points, x)
-    uniforms, offsets = [], []
-    for _ in range(num_samples):
-        uniforms.append(torch.rand((b, k, m), generator=generator, device=x.device, dtype=x.dtype))
-        offsets.append(layout.draw_offsets(basis, generator, x))
-    # (B, K, S, M) maps; each intermediate is dropped as soon as the next exists (autograd keeps only r)
-    z = neg_gumbel_from_uniform_(torch.stack(uniforms, dim=2))
-    del uniforms
-    xs = x.unsqueeze(2)
-    z = torch.sub(xs, z) if gumbel == "paper" else torch.sub(z, xs, alpha=tau).neg()  # y
-    z = z - z.detach().amax(dim=-1, keepdim=True)  # softmax is shift-invariant: no gradient through the max
-    if tau != 1.0:
-        z = z * (1.0 / tau)
-    r = torch.softmax(z, dim=-1)
-    del z
-    rv = r.view(b, k, num_samples, *grid) if points is None else r
-    offsets = torch.stack(offsets, dim=2)  # (B, K, S, L)
+    mode = relax_mode(tau)
+    positions, _, sizes = layout(grid, points, x)
+    keys = sample_keys(seed, num_samples, x.device)
+    w = relaxed_weights(prepare(x, tau, gumbel, mode),
+                        exponentials(keys[:, 0], b * k * m, x.dtype).view(num_samples, b, k, m),
+                        x.new_tensor(1.0 / tau), mode)
+    r = w / w.sum(-1, keepdim=True)
+    del w
+    rv = r.view(num_samples, b, k, *grid) if points is None else r
+    perturbed = perturbed_positions(keys, b, k, positions, basis, sigma, x.dtype)  # (S, B, K, L)
     coords = []
-    for a, eps in enumerate(layout.split(offsets)):  # per axis (B, K, S, n_a)
-        if points is None:
-            weights = grid_marginal(rv, grid, a)
-            pos = eps + cell_centers(weights.shape[-1], x.device, x.dtype)
-        else:
-            weights = rv
-            pos = eps + points[:, None, None, :, a]
+    starts = [sum(sizes[:a]) for a in range(len(sizes))]
+    for a, pos in enumerate(perturbed.split(sizes, dim=-1)):  # per axis (S, B, K, n_a)
+        weights = grid_marginal(rv, grid, a) if points is None else rv
+        eps = pos - positions[..., starts[a] : starts[a] + sizes[a]]
         if reread:
             weights = _normalize(_interpolate(weights, pos))
         if reweight:
             weights = _normalize(weights * torch.exp(-2.0 * eps.square()))
-        # anchor: the position where the relaxed marginal peaks (as the efficient path; see its docstring)
-        anchor = pos.gather(-1, weights.detach().argmax(-1, keepdim=True))  # (B, K, S, 1)
+        anchor = pos.gather(-1, weights.detach().argmax(-1, keepdim=True))  # (S, B, K, 1)
         relative = pos - anchor
         if clipped:
             coords.append(_ClippedIntegral.apply(weights, relative, 2.0 * weights.shape[-1]) + anchor[..., 0])
         else:
             coords.append((weights * relative).sum(-1) + anchor[..., 0])
-    return torch.stack(coords, dim=-1)
+    return torch.stack(coords, dim=-1).permute(1, 2, 0, 3)  # (B, K, S, dims)
 
 
 def _normalize(w: Tensor) -> Tensor:

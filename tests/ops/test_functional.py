@@ -92,7 +92,7 @@ BAD_CALLS = [
     ("sigma", lambda: sampling_argmax_points(torch.randn(1, 1, 5), torch.randn(1, 5, 3), sigma=-0.01)),
     ("implementation", lambda: sampling_argmax(torch.randn(1, 1, 5), implementation="fast")),
     ("implementation", lambda: sampling_argmax(torch.randn(1, 1, 5), clipped_gradient=True,
-                                               implementation="efficient")),
+                                               implementation="chunked")),
     ("triangular_reread", lambda: sampling_argmax(torch.randn(1, 1, 5), basis="uniform", triangular_reread=True)),
     ("gaussian_reweight", lambda: sampling_argmax(torch.randn(1, 1, 5), gaussian_reweight=True)),
     ("generator", lambda: sampling_argmax(torch.randn(1, 1, 5), generator=0)),
@@ -116,7 +116,7 @@ def test_bad_input_raises_value_error_naming_the_argument(argument, call):
 
 # ------------------------------------------------------------------------------------------------- numerics
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("implementation", ["efficient", "reference"])
+@pytest.mark.parametrize("implementation", ["chunked", "reference"])
 def test_autocast_computes_in_float32_without_nan(dtype, implementation):
     conv = torch.nn.Conv2d(3, 4, 3, padding=1)
     image = torch.randn(2, 3, 16, 12)
@@ -133,7 +133,7 @@ def test_autocast_computes_in_float32_without_nan(dtype, implementation):
     torch.testing.assert_close(coords, soft_argmax(logits.float()))
 
 
-@pytest.mark.parametrize("implementation", ["efficient", "reference"])
+@pytest.mark.parametrize("implementation", ["chunked", "reference"])
 @pytest.mark.parametrize("basis", ["uniform", "triangular", "gaussian"])
 def test_extreme_and_uniform_maps_stay_finite(implementation, basis):
     extreme = torch.where(torch.rand(2, 3, 8, 6, generator=_gen(1)) > 0.5, 1e4, -1e4).requires_grad_()
