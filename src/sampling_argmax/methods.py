@@ -146,56 +146,12 @@ class Method:
     ) -> Tensor:
         """Scalar training loss; target ``(B, K, dims)`` in cells (or point units), weight ``(B, K)``.
 
-        On grids the weight may also be per axis, ``(B, K, dims)``: a keypoint supervises the axes whose
-        weight is non-zero (e.g. a 2D label in a 3D volume: x, y), and is trained on the marginal of its map
-        over the other axes (:meth:`axis_weighted_loss`).
-
         Raises ``ValueError`` on bad shapes, NaN/inf logits or points, weights that are negative or not
         finite, and targets that are NaN/inf where the weight is non-zero (unlabeled keypoints: weight 0,
         any target -- they add nothing to the loss and get no gradient).
         """
-        if isinstance(weight, Tensor) and weight.dim() == 3 and target is not None and weight.dim() == target.dim():
-            return self.axis_weighted_loss(logits, target, weight, points, generator=generator)
         weight = self._check_inputs(logits, target, weight, points)
         return self._loss(logits, target, weight, points, generator)
-
-    def axis_weighted_loss(self, logits: Tensor, target: Tensor, weight: Tensor, points: Tensor | None = None, *,
-                           generator: torch.Generator | None = None) -> Tensor:
-        """The loss with a per-axis weight ``(B, K, dims)`` on a grid.
-
-        Keypoints are grouped by the set of axes they supervise; each group is trained with the plain loss on
-        the marginal of the logits over its unsupervised axes (log-sum-exp) and its supervised coordinates,
-        and the groups' weighted means are combined into the mean over all weighted keypoints. The marginal
-        of a softmax is the softmax of the log-sum-exp, so soft-argmax, sampling and the regularizers see the
-        x-y distribution of a 3D map for a 2D label. A keypoint's non-zero axis weights must be equal.
-        """
-        if points is not None:
-            raise ValueError("a per-axis weight (B, K, dims) is defined on grids only; give point sets a (B, K) weight")
-        dims = logits.dim() - 2
-        if tuple(weight.shape) != (*logits.shape[:2], dims):
-            raise ValueError(f"a per-axis weight must have shape (B, K, dims) = {(*logits.shape[:2], dims)} for logits "
-                             f"{tuple(logits.shape)}, got {tuple(weight.shape)}")
-        weight = weight.to(torch.float32)
-        supervised = weight != 0
-        per_keypoint = weight.amax(-1)
-        if bool(((weight != per_keypoint[..., None]) & supervised).any()):
-            raise ValueError("the non-zero axis weights of a keypoint must be equal (weight (B, K, dims): 0 = that "
-                             "axis unsupervised); give unequal confidences as a (B, K) weight")
-        total = logits.sum() * 0.0  # keeps the graph when no keypoint is labeled
-        norm = torch.zeros((), device=logits.device)
-        for pattern in torch.unique(supervised.reshape(-1, dims), dim=0).tolist():
-            axes = [axis for axis in range(dims) if pattern[axis]]
-            if not axes:
-                continue
-            chosen = (supervised == torch.tensor(pattern, device=logits.device)).all(-1)
-            group_weight = torch.where(chosen, per_keypoint, torch.zeros((), device=logits.device))
-            # axis a (x, y, z order) is logits dimension -1 - a
-            dropped = [logits.dim() - 1 - axis for axis in range(dims) if axis not in axes]
-            marginal = torch.logsumexp(logits, dim=dropped) if dropped else logits
-            group = self.loss(marginal, target[..., axes], group_weight, generator=generator)
-            total = total + group * group_weight.sum()
-            norm = norm + group_weight.sum()
-        return total / norm.clamp_min(torch.finfo(torch.float32).tiny)
 
     def predict(self, logits: Tensor, points: Tensor | None = None) -> Tensor:
         """Expectation (soft-argmax) read-out ``(B, K, dims)``, for every method (PAPER.md §2)."""
@@ -215,6 +171,27 @@ class Method:
         sq_dist = (points[:, None].to(prob.dtype) - coords[:, :, None]).square().sum(-1)  # (B, K, N)
         return (prob * (sq_dist <= radius * radius)).sum(-1)
 
+    def keypoint_samples(self, logits: Tensor, points: Tensor | None = None, *,
+                         generator: torch.Generator | None = None) -> Tensor:
+        """The keypoints a label-free objective trains on, ``(B, K, S, dims)``.
+
+        The coordinates the method's loss compares with a label, for objectives that have none (e.g. the
+        reconstruction losses of :mod:`~sampling_argmax.models.skeleton_merger`): the soft-argmax (S = 1) for
+        the soft-argmax methods, the S relaxed samples for sampling-argmax (a loss averaged over them is the
+        Monte-Carlo estimate of the expected loss, as in :meth:`loss`).
+        """
+        self._check_inputs(logits, None, None, points)
+        return self._samples(logits, points, generator)
+
+    def label_free_regularizer(self, logits: Tensor, points: Tensor | None = None) -> Tensor:
+        """The method's regularizer without labels (scalar, weight included; 0 for methods without one).
+
+        V.R. needs no label; D.R. compares π with a Gaussian of σ_t² centred on the map's own expectation
+        (detached), the only location a label-free objective has.
+        """
+        self._check_inputs(logits, None, None, points)
+        return self._label_free_regularizer(logits, points)
+
     def set_epoch(self, epoch: int) -> None:
         """Advance schedules to ``epoch`` (call at the start of each training epoch)."""
         self.epoch = int(check_nonnegative(epoch, "epoch", "the training epoch about to start"))
@@ -231,6 +208,12 @@ class Method:
     def _loss(self, logits, target, weight, points, generator) -> Tensor:
         """The loss of validated inputs (weight float32 or None)."""
         raise NotImplementedError
+
+    def _samples(self, logits, points, generator) -> Tensor:
+        return self._predict(logits, points)[:, :, None]
+
+    def _label_free_regularizer(self, logits, points) -> Tensor:
+        return torch.zeros((), device=logits.device)
 
     def _default_name(self) -> str:
         return type(self).__name__
@@ -316,6 +299,16 @@ class SoftArgmaxMethod(Method):
         total = self._coordinate_term(pred, target, weight, logits, points)
         if self.regularizer is None or self.regularizer_weight == 0:
             return total
+        # both terms are weighted means over the same (B, K), so their sum is the mean of the sums
+        return total + self.regularizer_weight * self._regularizer(logits, target, weight, points)
+
+    def _label_free_regularizer(self, logits, points) -> Tensor:
+        if self.regularizer is None or self.regularizer_weight == 0:
+            return super()._label_free_regularizer(logits, points)
+        centre = self._predict(logits, points).detach()
+        return self.regularizer_weight * self._regularizer(logits, centre, None, points)
+
+    def _regularizer(self, logits, target, weight, points) -> Tensor:
         on_grid = points is None
         var = self.target_variance
         if var is None:
@@ -332,8 +325,7 @@ class SoftArgmaxMethod(Method):
                 if on_grid
                 else _distribution_loss_points(logits, points, target, var, self.divergence, weight, "mean")
             )
-        # both terms are weighted means over the same (B, K), so their sum is the mean of the sums
-        return total + self.regularizer_weight * reg
+        return reg
 
 
 class SamplingArgmaxMethod(Method):
@@ -393,6 +385,9 @@ class SamplingArgmaxMethod(Method):
         return (*super()._repr_fields(), "basis", "num_samples", "schedule", "gumbel", "sigma", *authors)
 
     def _loss(self, logits, target, weight, points, generator) -> Tensor:
+        return self._coordinate_term(self._samples(logits, points, generator), target, weight, logits, points)
+
+    def _samples(self, logits, points, generator) -> Tensor:
         tau = self.temperature
         if points is None:
             samples = _sampling_argmax(
@@ -411,7 +406,7 @@ class SamplingArgmaxMethod(Method):
                 logits, points, self.num_samples, tau, "gaussian", self.gumbel, generator,
                 POINT_SIGMA if self.sigma is None else self.sigma, False, False, False, "auto",
             )
-        return self._coordinate_term(samples, target, weight, logits, points)
+        return samples
 
 
 # The paper's settings, stated once (COCO/MTFL, supplementary Appendix A); read by paper_method and method_config.

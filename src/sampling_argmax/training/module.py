@@ -31,7 +31,18 @@ from sampling_argmax.methods import Method
 from sampling_argmax.metrics.base import EvaluationContext, Evaluator
 from sampling_argmax.metrics.localization import KeypointEvaluator
 
-__all__ = ["LocalizationModule", "flip_average", "gather_outputs", "to_original_coords", "DivergedError"]
+__all__ = ["LocalizationModule", "Objective", "flip_average", "gather_outputs", "to_original_coords", "DivergedError"]
+
+
+class Objective:
+    """A task's own training loss, for tasks trained without labels: ``objective(model, method, batch) -> scalar``.
+
+    It runs the model on the batch itself and reads the keypoints out with the method's label-free entry points
+    (:meth:`~sampling_argmax.methods.Method.keypoint_samples`, ``label_free_regularizer``).
+    """
+
+    def __call__(self, model: nn.Module, method: Method, batch: dict[str, Any]) -> Tensor:
+        raise NotImplementedError
 
 
 class DivergedError(FloatingPointError):
@@ -117,6 +128,9 @@ class LocalizationModule(L.LightningModule):
         weight_decay: Adam weight decay.
         flip_test: average the maps of each input and its mirror at evaluation (needs the data module's
             ``flip_pairs``).
+        objective: a task's own training loss ``objective(model, method, batch) -> scalar`` in place of
+            ``method.loss`` on the batch's targets, for tasks that train without labels (e.g.
+            :class:`~sampling_argmax.models.skeleton_merger.SkeletonObjective`); evaluation is unchanged.
 
     Every validation/test epoch logs ``{stage}/{metric}`` for each metric of the evaluator and
     ``{stage}/num_samples`` (unique samples evaluated, after de-duplication over DDP ranks); the
@@ -133,6 +147,7 @@ class LocalizationModule(L.LightningModule):
         gamma: float = 0.1,
         weight_decay: float = 0.0,
         flip_test: bool = False,
+        objective: Objective | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
@@ -145,6 +160,9 @@ class LocalizationModule(L.LightningModule):
                 f"method must provide loss/predict/confidence/set_epoch (a sampling_argmax.methods.Method), "
                 f"got {type(method).__name__}; build one with sampling_argmax.methods.paper_method(name)"
             )
+        if objective is not None and not callable(objective):
+            raise ValueError(f"objective must be callable as objective(model, method, batch) -> loss, got "
+                             f"{type(objective).__name__}")
         if evaluator is not None and not callable(evaluator):
             raise ValueError(f"evaluator must be a sampling_argmax.metrics.base.Evaluator, got {type(evaluator).__name__}")
         if not (lr > 0 and gamma > 0 and weight_decay >= 0):
@@ -157,13 +175,14 @@ class LocalizationModule(L.LightningModule):
         self.evaluator = evaluator if evaluator is not None else KeypointEvaluator()
         self.lr, self.milestones, self.gamma, self.weight_decay = lr, milestones, gamma, weight_decay
         self.flip_test = flip_test
+        self.objective = objective
         with warnings.catch_warnings():  # the nn.Module case is handled just below
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
             self.save_hyperparameters()
         if isinstance(self.hparams.get("model"), nn.Module):
             # built in Python, not from a LightningCLI config: objects would be pickled into the
             # checkpoint; keep only plain values (load_from_checkpoint then needs model=, method=)
-            for key in ("model", "method", "evaluator"):
+            for key in ("model", "method", "evaluator", "objective"):
                 self.hparams.pop(key, None)
         self._outputs: list[dict[str, np.ndarray]] = []
         self.last_outputs: dict[str, np.ndarray] = {}
@@ -203,7 +222,11 @@ class LocalizationModule(L.LightningModule):
 
         Runs the model once on zeros of the data's ``input_shape`` (eval mode, no gradient).
         """
-        input_shape, expected = tuple(datamodule.input_shape), (datamodule.num_keypoints, *datamodule.map_shape)
+        input_shape = tuple(datamodule.input_shape)
+        expected = tuple(self.method.output_shape(datamodule.num_keypoints, tuple(datamodule.map_shape)))
+        if self.flip_test and expected[1:] != tuple(datamodule.map_shape):
+            raise ValueError(f"flip_test=True averages probability maps, which {self.method.name} does not read alone "
+                             "(its output carries more than logits per keypoint); set model.flip_test=false")
         name = type(datamodule).__name__
         was_training = self.model.training
         self.model.eval()
@@ -219,13 +242,15 @@ class LocalizationModule(L.LightningModule):
         if tuple(logits.shape[1:]) != expected:
             raise ValueError(
                 f"the model outputs maps of shape (B, {', '.join(map(str, logits.shape[1:]))}) but {name} has "
-                f"num_keypoints={datamodule.num_keypoints} and targets on a map of shape {tuple(datamodule.map_shape)}; "
-                "make the model's num_keypoints and output size match the data's (e.g. the heatmap size)"
+                f"num_keypoints={datamodule.num_keypoints} and targets on a map of shape {tuple(datamodule.map_shape)}"
+                f"{'' if expected[1:] == tuple(datamodule.map_shape) else f', and {self.method.name} reads {expected[1]} maps per keypoint'}"
+                "; make the model's num_keypoints and output size match the data's (e.g. the heatmap size)"
             )
 
     def _check_batch(self, logits: Tensor, batch: dict[str, Any]) -> None:
         """Cheap per-batch shape checks (also for bare dataloaders, which have no task to check up front)."""
         target = batch["target"]
+        logits = self.method.maps(logits)
         dims = batch["points"].shape[-1] if "points" in batch else logits.dim() - 2
         if tuple(target.shape[1:]) != (logits.shape[1], dims):
             raise ValueError(
@@ -256,6 +281,8 @@ class LocalizationModule(L.LightningModule):
             self.log("train/tau", float(tau), on_step=False, on_epoch=True)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        if self.objective is not None:
+            return self._objective_step(batch)
         key = input_key(batch)
         logits = self.model(batch[key])
         self._check_batch(logits, batch)
@@ -272,6 +299,17 @@ class LocalizationModule(L.LightningModule):
                 "the last checkpoint written before is kept. Lower the learning rate or use --trainer.precision 32"
             )
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
+        return loss
+
+    def _objective_step(self, batch: dict[str, Any]) -> Tensor:
+        """A label-free task's step: its objective runs the model and returns the loss."""
+        loss = self.objective(self.model, self.method, batch)
+        if not torch.isfinite(loss):
+            raise DivergedError(
+                f"non-finite training loss at step {self.global_step} ({self.method.name}){self._names_hint()}; "
+                "training stopped and the last checkpoint written before is kept. Lower the learning rate"
+            )
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["index"]))
         return loss
 
     def configure_optimizers(self) -> Any:
