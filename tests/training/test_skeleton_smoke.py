@@ -1,0 +1,46 @@
+"""One epoch of unsupervised keypoints (Skeleton Merger) on the repository's KeypointNet airplane sample through
+the CLI: its objective trains (no label: every target weight is 0), then test scores DAS on the 2 official-test
+clouds with the annotation kept for evaluation."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sampling_argmax.training.cli import main
+from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "skeleton_merger" / "cpu.yaml"
+BACKBONE = "--model.model.init_args.backbone.init_args."
+TINY = [BACKBONE + "sa_npoints", "[32, 8]", BACKBONE + "sa_radii", "[[0.1, 0.2], [0.4]]",
+        BACKBONE + "sa_nsamples", "[[4, 8], [8]]", BACKBONE + "sa_mlps", "[[[8], [8]], [[16]]]",
+        BACKBONE + "global_mlp", "[16]", BACKBONE + "fp_mlps", "[[16], [16], [16]]", BACKBONE + "head_width", "16",
+        "--model.model.init_args.num_keypoints", "5", "--data.init_args.num_keypoints", "5"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["samp_gau", "soft_dr"])
+def test_one_epoch_on_the_airplane_sample_trains_and_scores_das(method, shared_data, tmp_path, one_thread, capsys):
+    root = shared_data / "keypointnet"
+    if not (root / "airplane-sample" / "pcds").is_dir():
+        pytest.skip("KeypointNet airplane sample absent (see shared/data/README.md)")
+    args = ["--config", str(CONFIG), *TINY,
+            "--data.init_args.data_root", str(root / "airplane-sample"),
+            "--data.init_args.splits_dir", str(root / "splits"), "--data.init_args.missing_clouds", "skip",
+            "--data.init_args.val_split", "test", "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    main(["fit", *args, "--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "1", "--method", method,
+          "--method_args", '{"num_samples": 2}' if method == "samp_gau" else "{}"])
+    with open(next(tmp_path.glob("logs/version_0/**/metrics.csv"))) as handle:
+        losses = [float(row["train/loss"]) for row in csv.DictReader(handle) if row.get("train/loss")]
+    assert losses and all(loss > 0 for loss in losses)  # the Chamfer objective: a supervised loss would be 0 here
+    cli = SamplingArgmaxCLI(args=["test", *args, "--ckpt_path", "last"])
+    assert f"method {method}" in capsys.readouterr().out
+    metrics = cli.trainer.callback_metrics
+    assert int(metrics["test/num_samples"]) == 2
+    for key in ("das", "das_forward", "das_backward"):
+        assert 0.0 <= float(metrics[f"test/{key}"]) <= 1.0, key
+    assert float(metrics["test/das"]) == pytest.approx(
+        (float(metrics["test/das_forward"]) + float(metrics["test/das_backward"])) / 2)
+    assert np.isfinite(cli.model.last_outputs["pred"]).all() and cli.model.last_outputs["gt_keypoints"].shape == (2, 19, 3)
