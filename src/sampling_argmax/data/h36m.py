@@ -1,0 +1,579 @@
+"""Human3.6M (+ MPII 2D) for 3D human pose by integral regression over K × D × H × W volumes.
+
+The target of a joint is a point of the volume (map units, x, y, z order): x, y the joint's pinhole
+projection in the ``map_size`` grid of the ``input_size`` crop around the person's box, z its depth
+relative to the root (pelvis), ``depth_range`` mm (default ±1,000 mm) over ``depth_bins`` cells
+(:class:`VolumeCoding`). ``to_original`` maps a volume point back to ``(u, v, dz)``: pixels of the
+original image and mm relative to the root; the evaluator
+(:class:`~sampling_argmax.metrics.pose3d.Pose3DEvaluator`) adds the ground-truth root depth and inverts
+the camera. The 2D targets are the projections of the 3D joints with the intrinsics ``f``, ``c`` of
+``cameras.pkl`` (no lens distortion), so the round trip target → ``(u, v, dz)`` → camera space is exact.
+
+Joints (18, PROTOCOLS.md): the 17 of Human3.6M + thorax (mean of the shoulders); 17 are evaluated.
+
+Layouts read (a user's own copies, nothing is downloaded):
+
+* Human3.6M, mmpose's preprocessed layout: ``<root>/S*/<sequence>.<camera>/<sequence>.<camera>_<frame>.jpg``,
+  an annotation ``.npz`` per split (``imgname``, ``center``, ``scale`` (box side 200·scale px), ``part``
+  (K, 3) 2D, ``S`` (K, 4) 3D camera coordinates in metres + a confidence) and ``cameras.pkl``
+  (``{(subject, camera_id): {"f", "c", ...}}``);
+* MPII, the mmpose/HRNet json (``image``, ``center``, ``scale``, ``joints`` 16 × 2, ``joints_vis``): its 16
+  joints go onto the 18 (:data:`MPII_TO_H36M`) and supervise x and y only: ``target_weight`` is (K, 3),
+  per keypoint and axis, with z = 0 (the methods then train on the x-y marginal of the volume).
+
+Example:
+    >>> coding = VolumeCoding(input_size=256, map_size=64, depth_bins=64)
+    >>> crop = coding.crop_matrix(center=(500.0, 500.0), side=400.0)
+    >>> target = coding.encode(np.array([[500.0, 500.0]]), np.array([250.0]), crop)
+    >>> target.round(2).tolist()  # box centre -> map centre; +250 mm -> 5/8 of the depth bins
+    [[31.5, 31.5, 39.5]]
+    >>> bool(np.allclose(apply_to_original(coding.to_original(crop), target), [[500.0, 500.0, 250.0]]))
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from sampling_argmax.data.base import LocalizationDataModule, inside_map
+from sampling_argmax.data.mtfl import read_rgb
+from sampling_argmax.data.transforms import (
+    affine_matrix,
+    apply_affine,
+    homogeneous,
+    invert_affine,
+    random_affine_params,
+    to_model_input,
+    warp_image,
+)
+
+__all__ = [
+    "ACTIONS",
+    "FLIP_PAIRS",
+    "JOINT_NAMES",
+    "MPII_TO_H36M",
+    "NUM_JOINTS",
+    "ROOT",
+    "H36MDataModule",
+    "MixedBatchSampler",
+    "PoseFrames",
+    "VolumeCoding",
+    "apply_to_original",
+    "load_h36m_annotations",
+    "load_mpii_annotations",
+    "pose_sample",
+    "project",
+]
+
+JOINT_NAMES = (
+    "pelvis", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "torso", "neck", "nose", "head",
+    "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist", "thorax",
+)
+NUM_JOINTS = len(JOINT_NAMES)
+ROOT = 0
+FLIP_PAIRS = ((1, 4), (2, 5), (3, 6), (11, 14), (12, 15), (13, 16))
+#: Bones (parent, child) of the 17 Human3.6M joints, for drawing.
+BONES = ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10),
+         (8, 11), (11, 12), (12, 13), (8, 14), (14, 15), (15, 16))
+#: MPII joint feeding each of the 18 joints (-1: MPII has none).
+MPII_TO_H36M = (6, 2, 1, 0, 3, 4, 5, -1, 8, -1, 9, 13, 14, 15, 12, 11, 10, 7)
+#: The 15 Human3.6M actions; a sequence name's action is its text before a "_<number>" suffix.
+ACTIONS = ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Purchases", "Sitting",
+           "SittingDown", "Smoking", "Photo", "Waiting", "Walking", "WalkDog", "WalkTogether")
+_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
+
+
+def project(joints_cam: np.ndarray, focal: np.ndarray, principal: np.ndarray) -> np.ndarray:
+    """(K, 2) pinhole projection (pixels) of (K, 3) camera coordinates: u = f · X / Z + c."""
+    return joints_cam[:, :2] / joints_cam[:, 2:3] * np.asarray(focal) + np.asarray(principal)
+
+
+def apply_to_original(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (K, 3) volume points through a (4, 4) ``to_original`` matrix."""
+    return points @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+@dataclass(frozen=True)
+class VolumeCoding:
+    """Crop and volume geometry: ``input_size``² crops, ``map_size``² × ``depth_bins`` volumes.
+
+    ``depth_range`` mm of root-relative depth span the depth bins, centred on the root: bin ``i`` holds
+    ``dz`` around ``((i + 0.5) / D − 0.5) · depth_range``.
+    """
+
+    input_size: int = 256
+    map_size: int = 64
+    depth_bins: int = 64
+    depth_range: float = 2000.0
+
+    def __post_init__(self) -> None:
+        if self.input_size < 1 or self.map_size < 1 or self.depth_bins < 1 or not self.depth_range > 0:
+            raise ValueError(f"need input_size, map_size, depth_bins >= 1 and depth_range > 0, got {self}")
+
+    @property
+    def map_shape(self) -> tuple[int, int, int]:
+        return (self.depth_bins, self.map_size, self.map_size)
+
+    def crop_matrix(self, center: Sequence[float], side: float, rotation: float = 0.0) -> np.ndarray:
+        """(2, 3) original pixels -> map cells for the square box of ``side`` px at ``center``."""
+        return affine_matrix(center, (side, side), rotation, (self.map_size, self.map_size))
+
+    def input_matrix(self, center: Sequence[float], side: float, rotation: float = 0.0) -> np.ndarray:
+        """(2, 3) original pixels -> input-crop pixels for the same box."""
+        return affine_matrix(center, (side, side), rotation, (self.input_size, self.input_size))
+
+    def encode(self, uv: np.ndarray, dz: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        """(K, 3) volume points of joints at original pixels ``uv`` (K, 2), root-relative depth ``dz`` (K,) mm."""
+        z = (np.asarray(dz, np.float64) / self.depth_range + 0.5) * self.depth_bins - 0.5
+        return np.concatenate([apply_affine(uv, crop), z[:, None]], axis=1)
+
+    def to_original(self, crop: np.ndarray) -> np.ndarray:
+        """(4, 4) float64: volume points (x, y, z cells) -> (u, v pixels of the original image, dz mm)."""
+        matrix = np.eye(4)
+        back = homogeneous(invert_affine(crop))
+        matrix[:2, :2], matrix[:2, 3] = back[:2, :2], back[:2, 2]
+        step = self.depth_range / self.depth_bins
+        matrix[2, 2], matrix[2, 3] = step, step / 2 - self.depth_range / 2
+        return matrix
+
+
+def pose_sample(image: np.ndarray, joints_cam: np.ndarray, focal: np.ndarray, principal: np.ndarray,
+                crop: np.ndarray, coding: VolumeCoding, index: int, xy_only: bool = False,
+                uv: np.ndarray | None = None, labeled: np.ndarray | None = None) -> dict[str, Any]:
+    """One sample of the batch contract from a model-input crop and a pose.
+
+    Args:
+        image: (H, W, 3) uint8 crop (already warped to the input size).
+        joints_cam: (K, 3) camera coordinates in mm (zeros when ``xy_only``).
+        focal, principal: (2,) intrinsics (any values when ``xy_only``).
+        crop: (2, 3) original pixels -> map cells.
+        xy_only: a 2D-only sample (MPII): ``uv`` gives the joints' pixels, z gets weight 0.
+        uv: (K, 2) original pixels; default the projection of ``joints_cam``.
+        labeled: (K,) bool, default all.
+
+    Returns:
+        ``image`` (3, H, W), ``target`` (K, 3), ``target_weight`` (K, 3) (per axis), ``to_original`` (4, 4),
+        ``joints_cam`` (K, 3) mm, ``root_depth`` (), ``focal`` (2,), ``principal`` (2,), ``index``.
+    """
+    joints_cam = np.asarray(joints_cam, np.float64)
+    num = joints_cam.shape[0]
+    if uv is None:
+        uv = project(joints_cam, focal, principal)
+    dz = joints_cam[:, 2] - joints_cam[ROOT, 2]
+    target = coding.encode(uv, np.zeros(num) if xy_only else dz, crop)
+    labeled = np.ones(num, bool) if labeled is None else np.asarray(labeled, bool)
+    grid = (coding.map_size, coding.map_size) if xy_only else (coding.map_size, coding.map_size, coding.depth_bins)
+    valid = labeled & inside_map(target[:, : len(grid)], grid)
+    weight = np.repeat(valid[:, None].astype(np.float32), 3, axis=1)
+    if xy_only:
+        weight[:, 2] = 0.0
+    target[~valid] = 0.0
+    return {
+        "image": to_model_input(image),
+        "target": torch.as_tensor(target, dtype=torch.float32),
+        "target_weight": torch.from_numpy(weight),
+        "to_original": torch.from_numpy(coding.to_original(crop)),
+        "joints_cam": torch.from_numpy(joints_cam),
+        "root_depth": torch.tensor(float(joints_cam[ROOT, 2]), dtype=torch.float64),
+        "focal": torch.as_tensor(np.asarray(focal, np.float64).reshape(2)),
+        "principal": torch.as_tensor(np.asarray(principal, np.float64).reshape(2)),
+        "index": index,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- readers
+
+_NAME = re.compile(r"^(S\d+)_(.+)\.(\w+)_(\d+)\.\w+$")  # S9_Greeting_1.54138969_000001.jpg
+_DAMAGED = ("S9_Greeting_1", "S9_SittingDown_1", "S9_Waiting")
+
+
+def action_index(sequence: str) -> int:
+    """Index in :data:`ACTIONS` of a sequence name ("Directions_1", "Walk Dog" ...); -1 if none matches."""
+    name = re.sub(r"[_ ]\d+$", "", sequence).replace(" ", "")
+    name = _ACTION_ALIASES.get(name, name)
+    return ACTIONS.index(name) if name in ACTIONS else -1
+
+
+def _require_fields(data: Any, fields: Sequence[str], where: Path, fix: str) -> None:
+    missing = [f for f in fields if f not in data]
+    if missing:
+        raise ValueError(f"{where} has no field(s) {missing} (it has {sorted(data)}); {fix}")
+
+
+def load_cameras(path: Path) -> dict:
+    """``{(subject, camera_id): {"f": (2,), "c": (2,)}}`` from mmpose's ``cameras.pkl``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: Human3.6M needs the camera parameters (mmpose's "
+                                "cameras.pkl from its preprocess_h36m.py) in the data folder, or --data.init_args.cameras")
+    with open(path, "rb") as handle:
+        cameras = pickle.load(handle)
+    if not isinstance(cameras, dict):
+        raise ValueError(f"{path} holds a {type(cameras).__name__}; expected mmpose's dict (subject, camera_id) -> "
+                         "{'f', 'c', ...}")
+    return cameras
+
+
+def load_h36m_annotations(npz: Path, image_root: Path, cameras: dict, subjects: Sequence[str] | None = None,
+                          stride: int = 1, exclude: Sequence[str] = (), unit_mm: float = 1000.0) -> list[dict]:
+    """Frames of an mmpose Human3.6M annotation ``.npz`` as records for :class:`PoseFrames`.
+
+    Args:
+        npz: the split's file (``imgname``, ``center``, ``scale``, ``S`` (N, 17, 3 or 4) camera coordinates).
+        image_root: folder holding ``S*/<sequence>.<camera>/`` (``imgname`` is relative to it; a bare file
+            name is looked up in its sequence folder).
+        cameras: :func:`load_cameras`.
+        subjects: keep these subjects (None: all).
+        stride: every ``stride``-th frame of each sequence and camera, in frame order (the protocol's
+            every 5th for training and 64th for testing, counted in the file's frames).
+        exclude: ``<subject>_<sequence>`` names left out (default of the data module: the damaged S9 ones).
+        unit_mm: millimetres per unit of ``S`` (1000: mmpose stores metres).
+
+    Records: ``image``, ``center``, ``side`` (200·scale px), ``joints_cam`` (18, 3) mm, ``focal``,
+    ``principal``, ``action``, ``where`` (file and row for error messages).
+    """
+    if not npz.is_file():
+        raise FileNotFoundError(f"{npz} does not exist: give the split's annotation .npz of mmpose's preprocessed "
+                                "Human3.6M (--data.init_args.train_annotation / test_annotation)")
+    if stride < 1:
+        raise ValueError(f"stride={stride} must be >= 1")
+    data = np.load(npz, allow_pickle=False)
+    fix = "use the annotation .npz written by mmpose's preprocess_h36m.py (imgname, center, scale, S, part)"
+    _require_fields(data.files, ("imgname", "center", "scale", "S"), npz, fix)
+    names, centers, scales, joints = data["imgname"], data["center"], data["scale"], data["S"]
+    if joints.ndim != 3 or joints.shape[1] != 17 or joints.shape[2] not in (3, 4):
+        raise ValueError(f"{npz}: S has shape {joints.shape}, expected (N, 17, 3 or 4): the 17 Human3.6M joints "
+                         "in camera coordinates (mmpose's body3d .npz, e.g. h36m_train.npz; a 24-joint file "
+                         "is the SMPL mesh annotation, not this layout)")
+    if not (len(names) == len(centers) == len(scales) == len(joints)):
+        raise ValueError(f"{npz}: imgname, center, scale and S have {len(names)}, {len(centers)}, {len(scales)}, "
+                         f"{len(joints)} rows; they must match (a truncated or mixed file)")
+    groups: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
+    for row, name in enumerate(names):
+        match = _NAME.match(Path(str(name)).name)
+        if match is None:
+            raise ValueError(f"{npz} row {row}: imgname {name!r} is not <subject>_<sequence>.<camera>_<frame>.jpg")
+        subject, sequence, camera, frame = match.groups()
+        if (subjects is None or subject in subjects) and f"{subject}_{sequence}" not in exclude:
+            groups.setdefault((subject, sequence, camera), []).append((int(frame), row))
+    records = []
+    for (subject, sequence, camera), frames in sorted(groups.items()):
+        if (subject, camera) not in cameras:
+            raise ValueError(f"{npz}: cameras.pkl has no camera ({subject!r}, {camera!r}) for {subject}_{sequence}; "
+                             "use the cameras.pkl of the same preprocessing (it lists all subjects and cameras)")
+        camera_info = cameras[(subject, camera)]
+        focal = np.asarray(camera_info["f"], np.float64).reshape(2)
+        principal = np.asarray(camera_info["c"], np.float64).reshape(2)
+        for _, row in sorted(frames)[::stride]:
+            name = str(names[row])
+            image = image_root / name if "/" in name else image_root / subject / name.rsplit("_", 1)[0] / name
+            cam = joints[row, :, :3].astype(np.float64) * unit_mm
+            records.append({
+                "image": image, "center": centers[row].astype(np.float64), "side": 200.0 * float(scales[row]),
+                "joints_cam": np.concatenate([cam, (cam[11:12] + cam[14:15]) / 2]),  # + thorax
+                "focal": focal, "principal": principal, "action": action_index(sequence),
+                "where": f"{npz} row {row}",
+            })
+    return records
+
+
+def load_mpii_annotations(json_file: Path, image_root: Path) -> list[dict]:
+    """People of an MPII json (mmpose/HRNet: image, center, scale, joints 16 × 2, joints_vis) as 2D records.
+
+    Coordinates are 1-based (MATLAB) in these files: 1 is subtracted. The box follows HRNet's reading of
+    MPII's rough person scale: side 1.25 · 200 · scale, centre moved 15 · scale px down.
+    """
+    if not json_file.is_file():
+        raise FileNotFoundError(f"{json_file} does not exist: give MPII's annotation json in mmpose/HRNet format "
+                                "(--data.init_args.mpii_annotation), or mix_mpii: false to train on Human3.6M only")
+    with open(json_file) as handle:
+        people = json.load(handle)
+    if not isinstance(people, list):
+        raise ValueError(f"{json_file} holds a {type(people).__name__}; expected a list of people (mmpose/HRNet MPII "
+                         "json: image, center, scale, joints, joints_vis)")
+    records = []
+    for row, person in enumerate(people):
+        where = f"{json_file} entry {row}"
+        _require_fields(person, ("image", "center", "scale", "joints", "joints_vis"), Path(where),
+                        "use mmpose/HRNet's MPII json (image, center, scale, joints, joints_vis)")
+        joints, visible = np.asarray(person["joints"], np.float64), np.asarray(person["joints_vis"], np.float64)
+        if joints.shape != (16, 2) or visible.shape != (16,):
+            raise ValueError(f"{where}: joints {joints.shape} and joints_vis {visible.shape}; MPII has 16 joints "
+                             "(joints 16 x 2, joints_vis 16)")
+        mapping = np.array(MPII_TO_H36M)
+        uv = np.where(mapping[:, None] >= 0, joints[mapping] - 1.0, 0.0)
+        labeled = (mapping >= 0) & (visible[mapping] > 0)
+        scale = float(person["scale"])
+        center = np.asarray(person["center"], np.float64) - 1.0 + np.array([0.0, 15.0 * scale])
+        records.append({"image": image_root / person["image"], "center": center, "side": 1.25 * 200.0 * scale,
+                        "uv": uv, "labeled": labeled, "where": where})
+    return records
+
+
+# ---------------------------------------------------------------------------------------------------- samples
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Training augmentation (Integral Human Pose's): box scale ±``scale`` (clipped normal), rotation
+    (normal, σ = ``rotation`` degrees, with probability ``rotation_prob``), horizontal flip with the
+    left/right pairs swapped (probability ``flip_prob``), colour: each channel × U(1 − colour, 1 + colour)."""
+
+    scale: float = 0.25
+    rotation: float = 30.0
+    rotation_prob: float = 0.6
+    flip_prob: float = 0.5
+    colour: float = 0.2
+
+
+class PoseFrames(Dataset):
+    """Crops of Human3.6M frames (3D records) or MPII people (2D records) as batch-contract samples.
+
+    Every sample has the same keys, so the two kinds mix in one batch: 2D samples have ``target_weight`` z = 0
+    and zero evaluation extras. ``augment`` None = evaluation framing (the box as given).
+    """
+
+    def __init__(self, records: list[dict], coding: VolumeCoding, augment: Augmentation | None = None) -> None:
+        self.records, self.coding, self.augment = records, coding, augment
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        image = read_rgb(record["image"], record["where"], "check the data folder holds every image the annotation "
+                         "names (re-extract the frames), or point --data.init_args.data_root at it")
+        side, rotation, flip = record["side"], 0.0, False
+        rng = None
+        if self.augment is not None:
+            rng = np.random.default_rng(int(torch.randint(1 << 62, ())))  # torch's stream: seeded per worker
+            factor, rotation = random_affine_params(rng, self.augment.scale, self.augment.rotation,
+                                                    self.augment.rotation_prob)
+            side, flip = side * factor, bool(rng.random() < self.augment.flip_prob)
+        coding = self.coding
+        crop = coding.crop_matrix(record["center"], side, rotation)
+        to_input = coding.input_matrix(record["center"], side, rotation)
+        if flip:  # mirror the crop (x -> n - 1 - x) and swap left and right
+            crop = _mirror(coding.map_size) @ homogeneous(crop)
+            to_input = _mirror(coding.input_size) @ homogeneous(to_input)
+            crop, to_input = crop[:2], to_input[:2]
+        pixels = warp_image(image, to_input, (coding.input_size, coding.input_size))
+        if rng is not None and self.augment.colour > 0:
+            gain = rng.uniform(1 - self.augment.colour, 1 + self.augment.colour, 3)
+            pixels = np.clip(pixels * gain, 0, 255).astype(np.uint8)
+        order = _swap_order() if flip else slice(None)
+        if "joints_cam" in record:
+            sample = pose_sample(pixels, record["joints_cam"][order], record["focal"], record["principal"], crop,
+                                 coding, index)
+            sample["action"] = record["action"]
+        else:
+            sample = pose_sample(pixels, np.zeros((NUM_JOINTS, 3)), np.ones(2), np.zeros(2), crop, coding, index,
+                                 xy_only=True, uv=record["uv"][order], labeled=record["labeled"][order])
+            sample["root_depth"] = torch.zeros((), dtype=torch.float64)
+            sample["action"] = -1
+        return sample
+
+
+def _mirror(width: int) -> np.ndarray:
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _swap_order() -> list[int]:
+    order = list(range(NUM_JOINTS))
+    for left, right in FLIP_PAIRS:
+        order[left], order[right] = right, left
+    return order
+
+
+class MixedBatchSampler(Sampler[list[int]]):
+    """Batches of a two-part dataset (``ConcatDataset([first, second])``): ``first_per_batch`` indices of the
+    first part, the rest of the second, each part reshuffled whenever it runs out.
+
+    One epoch is ``num_batches`` batches (default: one pass over the first part). Under DDP each process
+    takes every ``world_size``-th batch of the same sequence (give the trainer ``use_distributed_sampler:
+    false``); ``batch_size`` is per process. Lightning calls :meth:`set_epoch`.
+    """
+
+    def __init__(self, first: int, second: int, batch_size: int, first_per_batch: int | None = None,
+                 num_batches: int | None = None, seed: int = 0) -> None:
+        first_per_batch = batch_size // 2 if first_per_batch is None else first_per_batch
+        if first < 1 or second < 1 or batch_size < 2 or not 0 < first_per_batch < batch_size:
+            raise ValueError(f"need both parts non-empty and 0 < first_per_batch < batch_size; got first={first}, "
+                             f"second={second}, batch_size={batch_size}, first_per_batch={first_per_batch}")
+        self.first, self.second, self.batch_size, self.first_per_batch = first, second, batch_size, first_per_batch
+        self.num_batches = num_batches or -(-first // first_per_batch)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _world(self) -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        rank, world = self._world()
+        return len(range(rank, self.num_batches, world))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rank, world = self._world()
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        streams = [_cycle(self.first, generator), _cycle(self.second, generator)]
+        for batch in range(self.num_batches):
+            indices = [next(streams[0]) for _ in range(self.first_per_batch)]
+            indices += [self.first + next(streams[1]) for _ in range(self.batch_size - self.first_per_batch)]
+            if batch % world == rank:
+                yield indices
+
+
+def _cycle(length: int, generator: torch.Generator) -> Iterator[int]:
+    while True:
+        yield from torch.randperm(length, generator=generator).tolist()
+
+
+# ---------------------------------------------------------------------------------------------------- data module
+
+
+class H36MDataModule(LocalizationDataModule):
+    """Human3.6M protocol 2 (+ MPII 2D for training) on the task contract, read from a user's mmpose layout.
+
+    Args:
+        data_root: the Human3.6M folder (``S*/``, the annotation files, ``cameras.pkl``); None =
+            ``$SAMPLING_ARGMAX_DATA/h36m``.
+        train_annotation, test_annotation: the splits' ``.npz`` files, relative to ``data_root``.
+        cameras: the camera file, relative to ``data_root``.
+        train_subjects, test_subjects: protocol 2: S1, S5, S6, S7, S8 / S9, S11.
+        train_stride, test_stride: every 5th / 64th frame of each sequence (counted in the file's frames).
+        exclude_sequences: ``<subject>_<sequence>`` names left out: the three S9 sequences with damaged ground
+            truth (act 05 subact 2, act 10 subact 2, act 13 subact 1, read as Greeting_1, SittingDown_1, Waiting
+            in mmpose's names; check them against your copy's naming).
+        unit_mm: millimetres per unit of the files' ``S`` (1000: metres, mmpose's).
+        mix_mpii: half of every training batch from MPII (Appendix A); False = Human3.6M only.
+        mpii_root: the MPII folder (images + json); None = ``$SAMPLING_ARGMAX_DATA/mpii``.
+        mpii_annotation: MPII's training json, relative to ``mpii_root``.
+        input_size, map_size, depth_bins, depth_range: :class:`VolumeCoding`.
+        batch_size, num_workers: per process.
+        scale, rotation, rotation_prob, flip_prob, colour: :class:`Augmentation`.
+        seed: seed of the mixed batches' order (augmentation follows torch's seed, set by seed_everything).
+
+    Validation reads the test split (the protocol has no separate one). ``references`` gives the action names.
+    """
+
+    num_keypoints = NUM_JOINTS
+    flip_pairs = FLIP_PAIRS
+    keypoint_names = JOINT_NAMES
+    data_folder = "h36m"
+    task = "h36m"
+
+    def __init__(
+        self,
+        data_root: str | None = None,
+        train_annotation: str = "annotation_body3d/fps50/h36m_train.npz",
+        test_annotation: str = "annotation_body3d/fps50/h36m_test.npz",
+        cameras: str = "cameras.pkl",
+        train_subjects: list[str] | None = None,
+        test_subjects: list[str] | None = None,
+        train_stride: int = 5,
+        test_stride: int = 64,
+        exclude_sequences: list[str] | None = None,
+        unit_mm: float = 1000.0,
+        mix_mpii: bool = True,
+        mpii_root: str | None = None,
+        mpii_annotation: str = "annotations/mpii_train.json",
+        input_size: int = 256,
+        map_size: int = 64,
+        depth_bins: int = 64,
+        depth_range: float = 2000.0,
+        batch_size: int = 16,
+        num_workers: int = 4,
+        scale: float = 0.25,
+        rotation: float = 30.0,
+        rotation_prob: float = 0.6,
+        flip_prob: float = 0.5,
+        colour: float = 0.2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 2 or num_workers < 0 or train_stride < 1 or test_stride < 1 or not unit_mm > 0:
+            raise ValueError(f"need batch_size >= 2, num_workers >= 0, strides >= 1, unit_mm > 0; got {batch_size}, "
+                             f"{num_workers}, {train_stride}, {test_stride}, {unit_mm}")
+        self.save_hyperparameters()
+        self.coding = VolumeCoding(input_size, map_size, depth_bins, depth_range)
+        self.augmentation = Augmentation(scale, rotation, rotation_prob, flip_prob, colour)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.train_subjects = list(train_subjects or ["S1", "S5", "S6", "S7", "S8"])
+        self.test_subjects = list(test_subjects or ["S9", "S11"])
+        self.exclude = tuple(_DAMAGED if exclude_sequences is None else exclude_sequences)
+        self._datasets: dict[str, Dataset] = {}  # built when first needed: configs build with no data folder
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (3, self.coding.input_size, self.coding.input_size)
+
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        return self.coding.map_shape
+
+    def references(self, stage: str) -> dict[str, Any]:
+        return {"actions": ACTIONS}
+
+    def _h36m(self, split: str) -> list[dict]:
+        h = self.hparams
+        root = self.resolve_data_root(h.data_root)
+        cameras = load_cameras(root / h.cameras)
+        npz = root / (h.train_annotation if split == "train" else h.test_annotation)
+        subjects = self.train_subjects if split == "train" else self.test_subjects
+        stride = h.train_stride if split == "train" else h.test_stride
+        records = load_h36m_annotations(npz, root, cameras, subjects, stride, self.exclude, h.unit_mm)
+        if not records:
+            raise ValueError(f"{npz} has no frames of subjects {subjects}; check --data.init_args.{split}_subjects "
+                             "and that the file is the split's annotation")
+        return records
+
+    def _mpii(self) -> list[dict]:
+        h = self.hparams
+        if h.mpii_root:
+            root = Path(h.mpii_root).expanduser()
+        elif os.environ.get("SAMPLING_ARGMAX_DATA"):
+            root = Path(os.environ["SAMPLING_ARGMAX_DATA"]).expanduser() / "mpii"
+        else:
+            raise ValueError("mixed training needs MPII: pass --data.init_args.mpii_root /path/to/mpii or set "
+                             "SAMPLING_ARGMAX_DATA to the folder holding mpii/ (or mix_mpii: false)")
+        return load_mpii_annotations(root / h.mpii_annotation, root)
+
+    def dataset(self, split: str) -> Dataset:
+        """"train": Human3.6M frames, then (``mix_mpii``) MPII people, one ConcatDataset; "val"/"test": the test frames."""
+        split = "test" if split == "val" else split
+        if split not in self._datasets:
+            if split == "train":
+                frames = PoseFrames(self._h36m("train"), self.coding, self.augmentation)
+                if self.hparams.mix_mpii:
+                    people = PoseFrames(self._mpii(), self.coding, self.augmentation)
+                    self._datasets[split] = torch.utils.data.ConcatDataset([frames, people])
+                else:
+                    self._datasets[split] = frames
+            elif split == "test":
+                self._datasets[split] = PoseFrames(self._h36m("test"), self.coding)
+            else:
+                raise ValueError(f"split={split!r} must be 'train', 'val' or 'test'")
+        return self._datasets[split]
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset("train")
+        if not self.hparams.mix_mpii:
+            return super().train_dataloader()
+        frames, people = dataset.datasets  # type: ignore[attr-defined]
+        sampler = MixedBatchSampler(len(frames), len(people), self.batch_size, seed=self.hparams.seed)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
