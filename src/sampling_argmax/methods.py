@@ -146,12 +146,56 @@ class Method:
     ) -> Tensor:
         """Scalar training loss; target ``(B, K, dims)`` in cells (or point units), weight ``(B, K)``.
 
+        On grids the weight may also be per axis, ``(B, K, dims)``: a keypoint supervises the axes whose
+        weight is non-zero (e.g. a 2D label in a 3D volume: x, y), and is trained on the marginal of its map
+        over the other axes (:meth:`axis_weighted_loss`).
+
         Raises ``ValueError`` on bad shapes, NaN/inf logits or points, weights that are negative or not
         finite, and targets that are NaN/inf where the weight is non-zero (unlabeled keypoints: weight 0,
         any target -- they add nothing to the loss and get no gradient).
         """
+        if isinstance(weight, Tensor) and weight.dim() == 3 and target is not None and weight.dim() == target.dim():
+            return self.axis_weighted_loss(logits, target, weight, points, generator=generator)
         weight = self._check_inputs(logits, target, weight, points)
         return self._loss(logits, target, weight, points, generator)
+
+    def axis_weighted_loss(self, logits: Tensor, target: Tensor, weight: Tensor, points: Tensor | None = None, *,
+                           generator: torch.Generator | None = None) -> Tensor:
+        """The loss with a per-axis weight ``(B, K, dims)`` on a grid.
+
+        Keypoints are grouped by the set of axes they supervise; each group is trained with the plain loss on
+        the marginal of the logits over its unsupervised axes (log-sum-exp) and its supervised coordinates,
+        and the groups' weighted means are combined into the mean over all weighted keypoints. The marginal
+        of a softmax is the softmax of the log-sum-exp, so soft-argmax, sampling and the regularizers see the
+        x-y distribution of a 3D map for a 2D label. A keypoint's non-zero axis weights must be equal.
+        """
+        if points is not None:
+            raise ValueError("a per-axis weight (B, K, dims) is defined on grids only; give point sets a (B, K) weight")
+        dims = logits.dim() - 2
+        if tuple(weight.shape) != (*logits.shape[:2], dims):
+            raise ValueError(f"a per-axis weight must have shape (B, K, dims) = {(*logits.shape[:2], dims)} for logits "
+                             f"{tuple(logits.shape)}, got {tuple(weight.shape)}")
+        weight = weight.to(torch.float32)
+        supervised = weight != 0
+        per_keypoint = weight.amax(-1)
+        if bool(((weight != per_keypoint[..., None]) & supervised).any()):
+            raise ValueError("the non-zero axis weights of a keypoint must be equal (weight (B, K, dims): 0 = that "
+                             "axis unsupervised); give unequal confidences as a (B, K) weight")
+        total = logits.sum() * 0.0  # keeps the graph when no keypoint is labeled
+        norm = torch.zeros((), device=logits.device)
+        for pattern in torch.unique(supervised.reshape(-1, dims), dim=0).tolist():
+            axes = [axis for axis in range(dims) if pattern[axis]]
+            if not axes:
+                continue
+            chosen = (supervised == torch.tensor(pattern, device=logits.device)).all(-1)
+            group_weight = torch.where(chosen, per_keypoint, torch.zeros((), device=logits.device))
+            # axis a (x, y, z order) is logits dimension -1 - a
+            dropped = [logits.dim() - 1 - axis for axis in range(dims) if axis not in axes]
+            marginal = torch.logsumexp(logits, dim=dropped) if dropped else logits
+            group = self.loss(marginal, target[..., axes], group_weight, generator=generator)
+            total = total + group * group_weight.sum()
+            norm = norm + group_weight.sum()
+        return total / norm.clamp_min(torch.finfo(torch.float32).tiny)
 
     def predict(self, logits: Tensor, points: Tensor | None = None) -> Tensor:
         """Expectation (soft-argmax) read-out ``(B, K, dims)``, for every method (PAPER.md §2)."""
