@@ -44,3 +44,20 @@ def test_one_epoch_on_the_airplane_sample_trains_and_scores_das(method, shared_d
     assert float(metrics["test/das"]) == pytest.approx(
         (float(metrics["test/das_forward"]) + float(metrics["test/das_backward"])) / 2)
     assert np.isfinite(cli.model.last_outputs["pred"]).all() and cli.model.last_outputs["gt_keypoints"].shape == (2, 19, 3)
+
+
+SYNTHETIC = Path(__file__).resolve().parents[2] / "configs" / "synthetic_skeleton.yaml"
+
+
+@pytest.mark.slow
+def test_compare_on_the_synthetic_unsupervised_task_reports_das(tmp_path, one_thread, quiet):
+    """compare runs a label-free task to the end: its table holds DAS; no calibration figure (no label, no error)."""
+    out = tmp_path / "report"
+    main(["compare", "--config", str(SYNTHETIC), "--methods", "soft", "--seeds", "0", "--out", str(out),
+          "--num_show", "0", *TINY[:-4], "--model.model.init_args.num_keypoints", "4",
+          "--data.init_args.num_keypoints", "4", "--data.init_args.num_points", "128",
+          "--data.init_args.train_size", "24", "--data.init_args.val_size", "6", "--data.init_args.test_size", "9",
+          "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.check_val_every_n_epoch", "1"])
+    table = (out / "table.md").read_text()
+    assert "| das |" in table and "| das_forward |" in table and "(3 airplane objects)" in table
+    assert not (out / "calibration.png").exists()

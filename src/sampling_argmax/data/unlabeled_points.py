@@ -93,6 +93,11 @@ class UnlabeledSyntheticPointsDataModule(SyntheticPointsDataModule):
     def num_keypoints(self) -> int:  # type: ignore[override]
         return self.detector_keypoints
 
+    def references(self, stage: str) -> dict:
+        name = "test" if stage in ("test", "predict") else "val"
+        return {**super().references(stage),
+                "split": f"synthetic {name} split ({len(self.dataset(name))} {self.category} objects)"}
+
     def dataset(self, split: str) -> UnlabeledPoints:
         source = self.datasets[split]
         mine = range(CATEGORY_NAMES.index(self.category), len(source), len(CATEGORY_NAMES))  # index mod 3 = class

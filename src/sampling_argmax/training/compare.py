@@ -235,11 +235,14 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     if snapshots:
         plot_maps(snapshots, out / "maps.png", args.num_show)
         plot_predictions(snapshots, out / "predictions.png", args.num_show)
-    plot_calibration(points, out / "calibration.png")
+    # a task trained and scored without keypoint labels (unsupervised keypoints: every weight 0) has no error
+    labeled = any(not all(math.isnan(e) for e in error) for runs in points.values() for _, error in runs)
+    if labeled:
+        plot_calibration(points, out / "calibration.png")
     print()
     print(markdown)
-    figures = ", maps.png, predictions.png" if snapshots else ""
-    print(f"report: {out}/ (table.md, table.csv, runs.csv, calibration.png{figures})")
+    figures = (", calibration.png" if labeled else "") + (", maps.png, predictions.png" if snapshots else "")
+    print(f"report: {out}/ (table.md, table.csv, runs.csv{figures})")
     return rows
 
 
