@@ -18,15 +18,13 @@ Two families (exact ``sample``, ``cdf``, ``pdf`` and ``mean`` of raw parameters 
   (softplus). Any smooth unimodal or multimodal law on the interval; raw zeros give the uniform law.
 
 The operator :func:`learned_sampling_argmax` draws S samples ``(B, K, S, dims)`` from logits ``(B, K, *grid)``
-and parameters ``(B, K, dims, P, *grid)``; :class:`LearnedBasisMethod` trains and reads out a model whose
-output carries both, ``(B, K, 1 + dims * P, *grid)`` (channel 0 the logits).
+and parameters ``(B, K, dims, P, *grid)``; :class:`~sampling_argmax.methods.LearnedBasisMethod` trains and
+reads out a model whose output carries both, ``(B, K, 1 + dims * P, *grid)`` (channel 0 the logits).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -41,11 +39,9 @@ from sampling_argmax._checks import (
     check_positive,
     check_tau,
 )
-from sampling_argmax.methods import Confidence, Method, NotDefinedOnPointsError
-from sampling_argmax.modules import ConstantTemperature, ExponentialTemperature, LinearTemperature
 
 __all__ = ["LearnedBasis", "ShiftedGaussian", "QuantileSpline", "learned_sampling_argmax",
-           "learned_basis_mean", "LearnedBasisMethod"]
+           "learned_basis_mean", "LEARNED_BASES", "get_learned_basis"]
 
 # Gauss-Legendre nodes and weights on [0, 1]: the spline's mean per bin (a smooth rational function)
 _GL_NODES, _GL_WEIGHTS = (torch.from_numpy(a) for a in np.polynomial.legendre.leggauss(8))
@@ -204,6 +200,15 @@ class QuantileSpline(LearnedBasis):
         return f"QuantileSpline(bins={self.bins}, bound={self.bound})"
 
 
+LEARNED_BASES = ("shifted_gaussian", "quantile_spline")
+
+
+def get_learned_basis(name: str) -> LearnedBasis:
+    """The family called ``name`` (one of :data:`LEARNED_BASES`) with its default settings."""
+    check_choice(name, "basis", LEARNED_BASES)
+    return ShiftedGaussian() if name == "shifted_gaussian" else QuantileSpline()
+
+
 def learned_basis_mean(logits: Tensor, basis_params: Tensor, basis: LearnedBasis) -> Tensor:
     """The mixture's mean ``sum_c pi_c (c + mean_c)`` per axis: ``(B, K, dims)``, x-y-z, cell units."""
     grid = tuple(logits.shape[2:])
@@ -299,102 +304,3 @@ def _centres(grid: tuple[int, ...], device, dtype=torch.float32) -> Tensor:
     axes = torch.meshgrid(*(torch.arange(n, device=device, dtype=dtype) for n in grid), indexing="ij")
     return torch.stack([a.reshape(-1) for a in reversed(axes)])
 
-
-class LearnedBasisMethod(Method):
-    """Sampling-argmax with learned per-cell laws: the expected-error loss, the mixture-mean read-out.
-
-    The model outputs, per keypoint, one logit map and the raw parameters of every cell's law per axis:
-    ``(B, K, 1 + dims * P, *grid)``, channel 0 the logits, then P parameters for x, P for y(, P for z)
-    (:meth:`output_channels`; e.g. :class:`~sampling_argmax.models.KeypointChannels` groups a model's
-    ``K * (1 + dims * P)`` maps so). Every public call takes that output where the other methods take logits.
-    Grids only; the flip test (which averages probability maps) does not apply.
-
-    Args:
-        basis: the family, :class:`ShiftedGaussian` (default) or :class:`QuantileSpline`.
-        num_samples, schedule, gumbel: as :class:`~sampling_argmax.methods.SamplingArgmaxMethod`.
-        p, confidence, mass_radius, name: see :class:`~sampling_argmax.methods.Method`.
-
-    >>> method = LearnedBasisMethod()
-    >>> output = torch.randn(2, 3, method.output_channels(2), 8, 8, requires_grad=True)
-    >>> method.loss(output, torch.rand(2, 3, 2) * 7).backward()
-    >>> method.predict(output).shape, method.maps(output).shape
-    (torch.Size([2, 3, 2]), torch.Size([2, 3, 8, 8]))
-    """
-
-    def __init__(
-        self,
-        basis: ShiftedGaussian | QuantileSpline | None = None,
-        num_samples: int = 30,
-        schedule: ConstantTemperature | LinearTemperature | ExponentialTemperature | None = None,
-        gumbel: Literal["paper", "authors"] = "paper",
-        p: Literal[1, 2] = 1,
-        confidence: Confidence = "peak",
-        mass_radius: float | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(p=p, confidence=confidence, mass_radius=mass_radius, name=name)
-        self.basis = ShiftedGaussian() if basis is None else basis
-        if not isinstance(self.basis, LearnedBasis):
-            raise ValueError(f"basis must be a LearnedBasis (ShiftedGaussian() or QuantileSpline()), got {basis!r}")
-        self.num_samples = check_num_samples(num_samples)
-        self.schedule = LinearTemperature(start=2.0, end=0.5, slope=3 / 50) if schedule is None else schedule
-        self.gumbel = check_choice(gumbel, "gumbel", GUMBEL_MODES)
-
-    @property
-    def temperature(self) -> float:
-        return float(self.schedule(self.epoch))
-
-    def output_channels(self, dims: int) -> int:
-        """Channels per keypoint the model must output on a ``dims``-dimensional grid: 1 + dims * P."""
-        return 1 + dims * self.basis.num_params
-
-    def output_shape(self, num_keypoints: int, map_shape) -> tuple[int, ...]:
-        return (num_keypoints, self.output_channels(len(map_shape)), *map_shape)
-
-    def maps(self, output: Tensor) -> Tensor:
-        return self._split(output)[0]
-
-    def loss(self, output, target, weight=None, points=None, *, generator=None) -> Tensor:
-        logits, params = self._split(output, points)
-        weight = self._check_inputs(logits, target, weight, None)
-        samples = learned_sampling_argmax(logits, params, self.basis, self.num_samples, self.temperature,
-                                          self.gumbel, generator)
-        return self._coordinate_term(samples, target, weight, logits, None)
-
-    def predict(self, output, points=None) -> Tensor:
-        logits, params = self._split(output, points)
-        self._check_inputs(logits, None, None, None)
-        return learned_basis_mean(logits, params, self.basis)
-
-    def confidence(self, output, points=None) -> Tensor:
-        return super().confidence(self._split(output, points)[0])
-
-    def keypoint_samples(self, output, points=None, *, generator=None) -> Tensor:
-        logits, params = self._split(output, points)
-        self._check_inputs(logits, None, None, None)
-        return learned_sampling_argmax(logits, params, self.basis, self.num_samples, self.temperature,
-                                       self.gumbel, generator)
-
-    def label_free_regularizer(self, output, points=None) -> Tensor:
-        return torch.zeros((), device=output.device)
-
-    def _split(self, output: Tensor, points: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """(logits ``(B, K, *grid)``, parameters ``(B, K, dims, P, *grid)``) of the model's output."""
-        if points is not None:
-            raise NotDefinedOnPointsError(f"{self.name} learns per-cell laws on grids; it has no point-set form")
-        dims = output.dim() - 3 if isinstance(output, Tensor) else 0
-        if dims not in (1, 2, 3) or output.shape[2] != self.output_channels(dims):
-            got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-            raise ValueError(
-                f"{self.name} needs the model's output as (B, K, 1 + dims * P, *grid): on a 2D grid with "
-                f"{self.basis!r} that is {self.output_channels(2)} channels per keypoint (P = {self.basis.num_params}); "
-                f"got {got}. Group the model's maps per keypoint, e.g. with sampling_argmax.models.KeypointChannels")
-        b, k, _, *grid = output.shape
-        return output[:, :, 0], output[:, :, 1:].reshape(b, k, dims, self.basis.num_params, *grid)
-
-    def _default_name(self) -> str:
-        return "samp_learned_" + {"ShiftedGaussian": "gau", "QuantileSpline": "spline"}.get(
-            type(self.basis).__name__, "basis")
-
-    def _repr_fields(self) -> tuple[str, ...]:
-        return (*super()._repr_fields(), "basis", "num_samples", "schedule", "gumbel")

@@ -5,6 +5,7 @@ from scipy import stats
 
 import sampling_argmax.learned_bases as lb
 from sampling_argmax.functional import sampling_argmax, soft_argmax
+from sampling_argmax.methods import LearnedBasisMethod, NotDefinedOnPointsError, paper_method
 from sampling_argmax.learned_bases import (
     QuantileSpline,
     ShiftedGaussian,
@@ -164,3 +165,28 @@ def test_float32_samples_stay_finite_at_extreme_logits_and_tiny_tau():
     y.sum().backward()
     assert torch.isfinite(y).all() and torch.isfinite(logits.grad).all() and torch.isfinite(params.grad).all()
     assert np.allclose(y.detach().numpy(), 3.0, atol=1.0)
+
+
+def test_the_method_reads_out_the_mixture_mean_and_soft_argmax_for_centred_laws():
+    method = paper_method("samp_lgau")
+    output = torch.randn(2, 3, method.output_channels(2), 6, 5)
+    output[:, :, 1:] = 0.0  # raw zeros: centred laws, so the mixture mean is the soft-argmax
+    assert torch.allclose(method.predict(output), soft_argmax(output[:, :, 0]), atol=1e-5)
+    output[:, :, 1] = 20.0  # x shifts saturate at +max_shift = 1 cell
+    assert torch.allclose(method.predict(output)[..., 0], soft_argmax(output[:, :, 0])[..., 0] + 1.0, atol=1e-4)
+    assert torch.equal(method.maps(output), output[:, :, 0])
+    assert method.confidence(output).shape == (2, 3)
+
+
+def test_the_method_loss_respects_visibility_and_refuses_what_it_cannot_read():
+    method = LearnedBasisMethod(basis="quantile_spline", num_samples=4)
+    output = torch.randn(2, 3, method.output_channels(1), 7, requires_grad=True)
+    weight = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    method.loss(output, torch.rand(2, 3, 1) * 6, weight).backward()
+    assert output.grad[1, :2].abs().sum() == 0 and output.grad[0, 0].abs().sum() > 0
+    with pytest.raises(ValueError, match="19 channels per keypoint"):
+        method.predict(torch.zeros(1, 3, 5, 8, 8))
+    with pytest.raises(NotDefinedOnPointsError):
+        method.predict(torch.zeros(1, 3, 10, 5), points=torch.zeros(1, 5, 3))
+    with pytest.raises(ValueError, match="basis"):
+        LearnedBasisMethod(basis="triangular")

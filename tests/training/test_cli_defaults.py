@@ -37,7 +37,15 @@ def _data_root(config: Path, shared_data: Path, empty: Path) -> list[str]:
     return ["--data.init_args.data_root", str(empty)]
 
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+def _stack(config: Path) -> list[Path]:
+    """An overlay (first line ``# on top of: configs/a.yaml ...``) with the configs it completes, in order."""
+    first = config.read_text().splitlines()[0]
+    bases = first.removeprefix("# on top of:").split() if first.startswith("# on top of:") else []
+    return [REPO / b for b in bases] + [config]
 
 
 def test_every_task_config_keeps_resumable_checkpoints(tmp_path, shared_data):
@@ -47,9 +55,10 @@ def test_every_task_config_keeps_resumable_checkpoints(tmp_path, shared_data):
 
     assert CONFIGS, "no YAML configs found under configs/"
     for config in CONFIGS:
-        data = _data_root(config, shared_data, tmp_path)
+        stack = _stack(config)
+        data = _data_root(stack[0], shared_data, tmp_path)
         cli = SamplingArgmaxCLI(
-            args=["--config", str(config), *data, "--trainer.logger", "false",
+            args=[*(a for c in stack for a in ("--config", str(c))), *data, "--trainer.logger", "false",
                   "--trainer.default_root_dir", str(tmp_path)],
             run=False,
         )

@@ -1,7 +1,7 @@
 """The LightningCLI of ``sampling-argmax fit | validate | test | predict`` (the dispatcher is in ``cli.py``).
 
 A run is a task config (data module + model + evaluator + trainer) and a method chosen by name:
-``--method NAME`` (one of the paper's six) with ``--method_args`` for constructor overrides; a config
+``--method NAME`` (one of the paper's six, or a learned-basis method) with ``--method_args`` for constructor overrides; a config
 states its default ``method:`` and the task's ``method_args`` (e.g. a Gumbel form for every sampling
 method). Runs live in ``<default_root_dir>`` = ``runs/<task>/<method>`` unless set: ``checkpoints/``
 (:mod:`~sampling_argmax.training.checkpoints`), ``logs/version_N/`` (TensorBoard + CSV + the resolved
@@ -29,7 +29,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from sampling_argmax.data.base import LocalizationDataModule
-from sampling_argmax.methods import PAPER_METHODS, method_config, paper_method
+from sampling_argmax.methods import METHODS, method_config, paper_method
 from sampling_argmax.training.checkpoints import (
     LAST,
     RunLock,
@@ -78,21 +78,21 @@ def task_method_config(name: str, method_args: dict[str, Any] | None = None) -> 
     >>> task_method_config("soft", {"gumbel": "authors"})["class_path"]
     'sampling_argmax.methods.SoftArgmaxMethod'
     """
-    if name not in PAPER_METHODS:
-        raise ValueError(f"--method {name!r} is not one of {', '.join(PAPER_METHODS)}")
+    if name not in METHODS:
+        raise ValueError(f"--method {name!r} is not one of {', '.join(METHODS)}")
     args = dict(method_args or {})
-    accepted = {m: set(inspect.signature(type(paper_method(m)).__init__).parameters) - {"self"} for m in PAPER_METHODS}
+    accepted = {m: set(inspect.signature(type(paper_method(m)).__init__).parameters) - {"self"} for m in METHODS}
     known = set().union(*accepted.values())
     overrides: dict[str, Any] = {}
     for key, value in args.items():
-        if key in PAPER_METHODS:
+        if key in METHODS:
             if not isinstance(value, dict):
                 raise ValueError(f"--method_args {key}: {value!r} must be a dict of {key}'s constructor arguments")
             continue
         if key not in known:
             raise ValueError(
                 f"--method_args {key!r} is not an argument of any method; valid ones are {sorted(known)}, or a "
-                f"method name ({', '.join(PAPER_METHODS)}) holding that method's own overrides"
+                f"method name ({', '.join(METHODS)}) holding that method's own overrides"
             )
         if key in accepted[name]:
             overrides[key] = value
@@ -136,7 +136,7 @@ class SamplingArgmaxCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
             "--method", type=str | None, default=None,
-            help=f"The method, by name: {', '.join(PAPER_METHODS)} (or give --model.method as a class_path).",
+            help=f"The method, by name: {', '.join(METHODS)} (or give --model.method as a class_path).",
         )
         parser.add_argument(
             "--method_args", type=dict | None, default=None,
@@ -170,7 +170,7 @@ class SamplingArgmaxCLI(LightningCLI):
         if _given(self.argv, "--model.method") and not _given(self.argv, "--method"):
             name = config["method"] = None  # a method object on the command line replaces the config's name
         if name is None and model_method is None:
-            raise ValueError("no method: pass --method NAME (one of " + ", ".join(PAPER_METHODS) + ") or put "
+            raise ValueError("no method: pass --method NAME (one of " + ", ".join(METHODS) + ") or put "
                              "'method: NAME' in the config")
         if name is not None and model_method is not None:
             raise ValueError(

@@ -222,7 +222,11 @@ class LocalizationModule(L.LightningModule):
 
         Runs the model once on zeros of the data's ``input_shape`` (eval mode, no gradient).
         """
-        input_shape, expected = tuple(datamodule.input_shape), (datamodule.num_keypoints, *datamodule.map_shape)
+        input_shape = tuple(datamodule.input_shape)
+        expected = tuple(self.method.output_shape(datamodule.num_keypoints, tuple(datamodule.map_shape)))
+        if self.flip_test and expected[1:] != tuple(datamodule.map_shape):
+            raise ValueError(f"flip_test=True averages probability maps, which {self.method.name} does not read alone "
+                             "(its output carries more than logits per keypoint); set model.flip_test=false")
         name = type(datamodule).__name__
         was_training = self.model.training
         self.model.eval()
@@ -238,13 +242,15 @@ class LocalizationModule(L.LightningModule):
         if tuple(logits.shape[1:]) != expected:
             raise ValueError(
                 f"the model outputs maps of shape (B, {', '.join(map(str, logits.shape[1:]))}) but {name} has "
-                f"num_keypoints={datamodule.num_keypoints} and targets on a map of shape {tuple(datamodule.map_shape)}; "
-                "make the model's num_keypoints and output size match the data's (e.g. the heatmap size)"
+                f"num_keypoints={datamodule.num_keypoints} and targets on a map of shape {tuple(datamodule.map_shape)}"
+                f"{'' if expected[1:] == tuple(datamodule.map_shape) else f', and {self.method.name} reads {expected[1]} maps per keypoint'}"
+                "; make the model's num_keypoints and output size match the data's (e.g. the heatmap size)"
             )
 
     def _check_batch(self, logits: Tensor, batch: dict[str, Any]) -> None:
         """Cheap per-batch shape checks (also for bare dataloaders, which have no task to check up front)."""
         target = batch["target"]
+        logits = self.method.maps(logits)
         dims = batch["points"].shape[-1] if "points" in batch else logits.dim() - 2
         if tuple(target.shape[1:]) != (logits.shape[1], dims):
             raise ValueError(

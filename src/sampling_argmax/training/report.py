@@ -136,11 +136,12 @@ def snapshot_maps(module, datamodule, num_samples: int = 4, split: str = "val") 
     device = next(module.parameters()).device
     batch = {key: torch.cat(inputs)[:num_samples].to(device)}
     target = torch.cat(targets)[:num_samples]
-    logits = module.evaluation_logits(batch, datamodule)
+    output = module.evaluation_logits(batch, datamodule)
     module.train(was_training)
+    logits = module.method.maps(output)
     size, keypoints = logits.shape[:2]
     prob = torch.softmax(logits.float().reshape(size, keypoints, -1), -1).reshape(logits.shape)
-    pred = module.method.predict(logits, batch.get("points"))
+    pred = module.method.predict(output, batch.get("points"))
     return MapSnapshot(
         name=getattr(module.method, "name", type(module.method).__name__),
         images=batch[key].float().cpu().numpy(), prob=prob.cpu().numpy(), pred=pred.float().cpu().numpy(),
