@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from sampling_argmax.methods import NotDefinedOnPointsError, PAPER_METHODS
+from sampling_argmax.methods import METHODS, PAPER_METHODS, NotDefinedOnPointsError
 from sampling_argmax.training.checkpoints import LAST, check_output_folder
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI, task_method_config
 from sampling_argmax.training.report import (
@@ -156,7 +156,7 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--config", type=Path, action="append", default=[],
                         help="task YAML (data + model + trainer); default: the built-in synthetic 2D task")
     parser.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), metavar="NAME",
-                        help=f"subset of {' '.join(PAPER_METHODS)}")
+                        help=f"default: the paper's six; any of {' '.join(METHODS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/<task>)")
     parser.add_argument("--method_args", type=json.loads, default=None, metavar="JSON",
@@ -168,9 +168,9 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the checkpoints of runs that have them and train those runs again")
     args, overrides = parser.parse_known_args(argv)
-    unknown = [m for m in args.methods if m not in PAPER_METHODS]
+    unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
-        parser.error(f"unknown method(s) {unknown}; choose from {' '.join(PAPER_METHODS)}")
+        parser.error(f"unknown method(s) {unknown}; choose from {' '.join(METHODS)}")
     for name, values in (("--methods", args.methods), ("--seeds", args.seeds)):
         if len(set(values)) != len(values):
             parser.error(f"{name} lists {values} with repeats; each run needs its own folder")
