@@ -9,6 +9,7 @@ from sampling_argmax.metrics.das import (
     dual_alignment,
     nearest_keypoint_indices,
     nearest_semantic_ids,
+    nearest_truth_distance,
     normalize_min_max,
     pairwise_agreement,
 )
@@ -89,8 +90,18 @@ def test_evaluator_per_category_and_errors():
                "category": np.array([0, 1] * 5)}
     metrics = DASEvaluator()(outputs, EvaluationContext("test", references={"categories": ["chair", "table"]}))
     assert metrics["das_forward"] == pytest.approx(1.0) and metrics["das_chair"] == pytest.approx(metrics["das_table"])
-    assert set(metrics) == {"das", "das_forward", "das_backward", "das_chair", "das_table"}
+    assert set(metrics) == {"das", "das_forward", "das_backward", "das_chair", "das_table", "keypoint_truth_distance"}
+    assert metrics["keypoint_truth_distance"] == pytest.approx(0.0)  # keypoints on annotated points
     with pytest.raises(ValueError, match="gt_keypoints"):
         DASEvaluator()({"pred": truth, "points": points}, EvaluationContext("test"))
     with pytest.raises(ValueError, match="truth_weight"):
         dual_alignment(truth, truth, np.ones((10, 3)))
+
+
+def test_nearest_truth_distance_is_measured_in_the_normalized_frame():
+    truth = np.array([[[0.0, 0, 0], [4, 0, 0]]])
+    pred = np.array([[[1.0, 0, 0], [4, 0, 0]]])  # 1 and 0 away from their nearest truth
+    assert nearest_truth_distance(pred, truth, np.ones((1, 2))) == pytest.approx(0.5)
+    points = np.array([[[0.0, 0, 0], [4, 2, 2]]])  # x spans 4 -> [-1, 1]: distances halve
+    assert nearest_truth_distance(pred, truth, np.ones((1, 2)), points) == pytest.approx(0.25)
+    assert nearest_truth_distance(pred, truth, np.array([[0, 1]])) == pytest.approx(1.5)  # only id 1 annotated

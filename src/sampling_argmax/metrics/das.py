@@ -15,6 +15,10 @@ keypoints, which are used for evaluation only:
   index; averaged over all ordered pairs of distinct models (pairs sharing no id are left out);
 * DAS = the mean of the two (the single number the sampling-argmax paper reports).
 
+Not part of DAS, reported beside it (``keypoint_truth_distance``): the mean distance from a predicted keypoint
+to its nearest annotated one in the normalized frame (:func:`nearest_truth_distance`), which tells keypoints on
+semantic parts from keypoints gathered inside the object (both can align consistently).
+
 A detector that puts keypoint ``i`` on the same part everywhere scores 1; keypoints placed at random
 score the chance level of their labels (about 1/G forward for G equally likely ids, 1/K backward).
 
@@ -39,6 +43,7 @@ __all__ = [
     "nearest_keypoint_indices",
     "pairwise_agreement",
     "dual_alignment",
+    "nearest_truth_distance",
     "DASEvaluator",
 ]
 
@@ -125,13 +130,26 @@ def dual_alignment(pred: np.ndarray, truth: np.ndarray, truth_weight: np.ndarray
     return {"forward": forward, "backward": backward, "das": (forward + backward) / 2}
 
 
+def nearest_truth_distance(pred: np.ndarray, truth: np.ndarray, truth_weight: np.ndarray,
+                           points: np.ndarray | None = None) -> float:
+    """Mean distance of each predicted keypoint to its nearest annotated keypoint (models with annotations only);
+    with ``points`` in the [-1, 1] frame of :func:`normalize_min_max`."""
+    if points is not None:
+        _, pred, truth = normalize_min_max(points, pred, truth)
+    pred, truth, labeled = _check(pred, truth, truth_weight)
+    nearest = np.where(labeled[:, None], _distances(pred, truth), np.inf).min(-1)  # (M, K)
+    rows = labeled.any(1)
+    return float(nearest[rows].mean()) if rows.any() else float("nan")
+
+
 class DASEvaluator(Evaluator):
     """DAS of a class's objects (per category when the split mixes several, then averaged).
 
     Reads ``pred`` (M, K, 3), ``gt_keypoints`` (M, G, 3), ``gt_weight`` (M, G), ``points`` (M, N, 3) and, if
     present, ``category`` (M,) named by ``references["categories"]``. Returns ``das`` (the mean of forward and
-    backward alignment, averaged over categories), ``das_forward``, ``das_backward`` and ``das_<category>``
-    when there are several categories.
+    backward alignment, averaged over categories), ``das_forward``, ``das_backward``, ``das_<category>``
+    when there are several categories, and ``keypoint_truth_distance`` (:func:`nearest_truth_distance`, not
+    part of DAS).
     """
 
     def __call__(self, outputs: Mapping[str, np.ndarray], context: EvaluationContext) -> dict[str, float]:
@@ -142,10 +160,12 @@ class DASEvaluator(Evaluator):
         for c in np.unique(category):
             rows = category == c
             name = names[c] if c < len(names) else str(c)
-            scores[name] = dual_alignment(outputs["pred"][rows], outputs["gt_keypoints"][rows],
-                                          outputs["gt_weight"][rows], outputs["points"][rows])
+            arrays = (outputs["pred"][rows], outputs["gt_keypoints"][rows], outputs["gt_weight"][rows],
+                      outputs["points"][rows])
+            scores[name] = {**dual_alignment(*arrays), "distance": nearest_truth_distance(*arrays)}
         metrics = {f"das_{part}" if part != "das" else "das": float(np.nanmean([s[part] for s in scores.values()]))
                    for part in ("das", "forward", "backward")}
+        metrics["keypoint_truth_distance"] = float(np.nanmean([s["distance"] for s in scores.values()]))
         if len(scores) > 1:
             metrics.update({f"das_{name}": s["das"] for name, s in scores.items()})
         return metrics
