@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from sampling_argmax.functional import grid_variance, peak_confidence
-from sampling_argmax.methods import PAPER_METHODS
+from sampling_argmax.methods import METHODS
 from sampling_argmax.training.report import calibration_points, load_trained, plot_calibration
 
 METRICS = ("error", "peak", "spread", "snap")
@@ -48,8 +48,9 @@ def map_statistics(checkpoint: Path) -> tuple[dict[str, float], tuple[np.ndarray
     outputs: dict[str, list[np.ndarray]] = defaultdict(list)
     eye_cells: list[np.ndarray] = []
     for batch in datamodule.test_dataloader():
-        logits = module.evaluation_logits(batch, datamodule)
-        pred = module.method.predict(logits).float()
+        output = module.evaluation_logits(batch, datamodule)
+        logits = module.method.maps(output)  # a learned-basis output also carries the laws' parameters
+        pred = module.method.predict(output).float()
         weight = batch["target_weight"].float()
         per_keypoint = {
             "error": torch.linalg.vector_norm(pred - batch["target"], dim=-1),
@@ -62,7 +63,7 @@ def map_statistics(checkpoint: Path) -> tuple[dict[str, float], tuple[np.ndarray
         count += float(weight.sum())
         if "interocular" in batch:  # MTFL order: left eye 0, right eye 1
             eye_cells.append(torch.linalg.vector_norm(batch["target"][:, 0] - batch["target"][:, 1], dim=-1).numpy())
-        for name, value in (("confidence", module.method.confidence(logits)), ("pred_grid", pred),
+        for name, value in (("confidence", module.method.confidence(output)), ("pred_grid", pred),
                             ("target", batch["target"]), ("target_weight", weight)):
             outputs[name].append(value.float().numpy())
     points = calibration_points({name: np.concatenate(chunks) for name, chunks in outputs.items()})
@@ -74,7 +75,7 @@ def map_statistics(checkpoint: Path) -> tuple[dict[str, float], tuple[np.ndarray
 
 
 def main(report: Path) -> str:
-    order = {name: i for i, name in enumerate(PAPER_METHODS)}
+    order = {name: i for i, name in enumerate(METHODS)}
     checkpoints = sorted(report.glob("runs/*/seed*/checkpoints/last.ckpt"),
                          key=lambda c: (order.get(c.parents[2].name, len(order)), c.parents[2].name, str(c)))
     if not checkpoints:
