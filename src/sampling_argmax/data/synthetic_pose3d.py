@@ -4,7 +4,8 @@ A skeleton of the 18 Human3.6M joints (:data:`~sampling_argmax.data.h36m.JOINT_N
 lengths (a random body scale and per-bone jitter) and joint angles drawn inside anatomical limits (hips,
 knees, spine, neck, shoulders, elbows), turned to a random heading, placed 4-6.5 m in front of a pinhole
 camera of random focal length, and rendered into the crop around its box exactly as the Human3.6M module
-frames a frame: limbs as shaded capsules drawn far to near (radius shrinks and shade darkens with depth),
+frames a frame: limbs as shaded capsules drawn far to near (radius shrinks with distance, brightness halves
+every 600 mm behind the pelvis),
 the left side tinted warm and the right cool, the head a sphere with a bright nose mark (the facing
 cue), on a background of random clutter. Labels are exact: the same :class:`VolumeCoding`,
 ``to_original`` and evaluation extras as Human3.6M, so :class:`~sampling_argmax.metrics.pose3d.Pose3DEvaluator`
@@ -117,7 +118,7 @@ def _render(rng: np.random.Generator, size: int, points: np.ndarray, depth: np.n
             yy, xx = np.mgrid[rows, cols]
             inside = np.hypot((xx - centre[0]) / half[0], (yy - centre[1]) / half[1]) < 1
             image[rows, cols][inside] = rng.uniform(0, 1, 3)
-    near, far = depth.min(), depth.max()
+    root = depth[0]
     order = sorted(_PARENT, key=lambda j: -(depth[j] + depth[_PARENT[j]]))  # painter's algorithm
     for joint in order:
         parent = _PARENT[joint]
@@ -131,8 +132,9 @@ def _render(rng: np.random.Generator, size: int, points: np.ndarray, depth: np.n
         colour = np.array([0.95, 0.55, 0.35]) if joint in _LEFT else np.array([0.35, 0.6, 0.95]) if joint in _RIGHT \
             else np.array([0.85, 0.85, 0.8])
         shade = np.sqrt(np.clip(1 - (distance[mask] / radius) ** 2, 0, 1))  # a lit cylinder
-        nearness = 1.0 - 0.45 * ((depth[joint] + depth[parent]) / 2 - near) / max(far - near, 1.0)
-        image[window][mask] = colour * (0.35 + 0.65 * shade[:, None]) * nearness
+        # aerial-perspective-like depth cue: 600 mm nearer than the pelvis is 1.5x brighter, 600 mm farther 2x darker
+        nearness = 2.0 ** np.clip(-((depth[joint] + depth[parent]) / 2 - root) / 600.0, -1.5, 1.0)
+        image[window][mask] = np.clip(colour * (0.35 + 0.65 * shade[:, None]) * 0.6 * nearness, 0, 1)
     if depth[9] < depth[10] + 60:  # the nose mark, visible unless the head turns away
         radius = max(1.0, 35 * pixels_per_mm[9])
         window, distance = _capsule(size, points[9], points[9], radius)
