@@ -1,23 +1,29 @@
 """Forward+backward time and peak memory of soft-argmax and sampling-argmax at the paper's map sizes.
 
-    python benchmarks/operator.py --out reports/operator.md     # COCO, MTFL, Human3.6M (~4-8 min on 2 cores)
-    python benchmarks/operator.py --tasks coco --repeats 3 --threads 1
-    python benchmarks/operator.py --tasks coco-flat                   # efficient peak for S = 1, 10, 30, 50
+    python benchmarks/operator.py --tasks coco synthetic --threads 1 2            # the issue-17 table
+    python benchmarks/operator.py --tasks coco synthetic --threads 1 --busy 1    # with one competing busy process
+    python benchmarks/operator.py --tasks coco-flat --implementations chunked    # peak for S = 1, 10, 30, 50
+    python benchmarks/operator.py --tasks coco --taus 1 0.5 --bases triangular gaussian --samples 10 30
 
 Every case runs ``loss = |y - t|.mean(); loss.backward()`` on fixed random logits, the way training does.
-Time: the minimum over ``--repeats`` runs after one warm-up run. On a CPU shared with other jobs, intra-op
-threads wait for each other at every op, which penalizes the efficient path's per-sample loop (many ops on
-one map) against the reference's few ops on S maps; ``--threads 1`` shows the cost without that effect. Peak memory: the peak of live CPU-allocator
-bytes during one separate run, from the profiler's allocation records (``sampling_argmax._memory``; includes
-kernels' scratch buffers, excludes the input logits that exist before the call). Ratios are to soft-argmax
-measured in the same run, so they stay comparable when the machine is shared. Human3.6M runs only the
-efficient path: the reference would hold S relaxed copies of a 64x64x64 map (~4 GB at S = 10 per map batch).
+Time: the **median** over ``--repeats`` timed runs, the cases **interleaved** (repetition r of every case
+runs before repetition r + 1 of any), after one untimed warm-up run per case (which for "fused" includes
+compiling; its time is printed as ``first call``). Ratios are to soft-argmax measured in the same run and
+thread setting, so they stay comparable on a machine shared with other jobs; the load average is printed.
+Peak memory: the peak of live CPU-allocator bytes during one separate run, from the profiler's allocation
+records (``sampling_argmax._memory``; includes kernels' scratch buffers, excludes the input logits).
+
+``--implementations`` takes any names the installed package accepts, so the same script measures an older
+checkout (``PYTHONPATH=<old>/src python benchmarks/operator.py --implementations efficient``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,15 +33,12 @@ import torch
 from sampling_argmax import sampling_argmax, soft_argmax
 from sampling_argmax._memory import peak_cpu_memory
 
-TASKS = {  # (B, K, *grid), cases
-    "coco": ((32, 17, 64, 48), dict(samples=(1, 10, 30), bases=("uniform", "triangular", "gaussian"),
-                                    implementations=("reference", "efficient"))),
-    "mtfl": ((32, 5, 64, 64), dict(samples=(1, 10, 30), bases=("uniform", "triangular", "gaussian"),
-                                   implementations=("reference", "efficient"))),
-    "h36m": ((16, 18, 64, 64, 64), dict(samples=(1, 10), bases=("triangular",), implementations=("efficient",))),
-    # not run by default: is the efficient path's peak flat in S?
-    "coco-flat": ((32, 17, 64, 48), dict(samples=(1, 10, 30, 50), bases=("triangular",),
-                                         implementations=("efficient",))),
+TASKS = {  # (B, K, *grid), default sample counts
+    "coco": ((32, 17, 64, 48), (30,)),
+    "synthetic": ((32, 3, 48, 48), (30,)),
+    "mtfl": ((32, 5, 64, 64), (30,)),
+    "h36m": ((16, 18, 64, 64, 64), (10,)),
+    "coco-flat": ((32, 17, 64, 48), (1, 10, 30, 50)),  # is the peak flat in S?
 }
 
 
@@ -50,71 +53,98 @@ def _step(logits, target, fn):
     return run
 
 
-def _measure(run, repeats):
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
+def _sampling(s, tau, basis, impl):
+    def fn(x):
+        return sampling_argmax(x, s, tau, basis, generator=torch.Generator().manual_seed(1), implementation=impl)
+
+    return fn
+
+
+def benchmark(task, implementations, bases, samples, taus, repeats, memory, seed=0):
+    """Rows (task, shape, operator, basis, S, tau, implementation, median s, first-call s, peak bytes)."""
+    shape, default_samples = TASKS[task]
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(shape, generator=gen).mul_(3).requires_grad_()
+    target = torch.rand(*shape[:2], len(shape) - 2, generator=gen) * torch.tensor(shape[:1:-1])
+    cases = [("soft-argmax", "-", "-", "-", "-", _step(logits, target, soft_argmax))]
+    for basis in bases:
+        for s in samples or default_samples:
+            for tau in taus:
+                for impl in implementations:
+                    cases.append(("sampling-argmax", basis, s, tau, impl,
+                                  _step(logits, target, _sampling(s, tau, basis, impl))))
+    first = []
+    for case in cases:  # warm-up (and compile)
         start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    _, peak = peak_cpu_memory(run)
-    return min(times), peak
-
-
-def benchmark(tasks, repeats, seed=0):
+        case[-1]()
+        first.append(time.perf_counter() - start)
+    times = [[] for _ in cases]
+    for _ in range(repeats):
+        for i, case in enumerate(cases):
+            start = time.perf_counter()
+            case[-1]()
+            times[i].append(time.perf_counter() - start)
     rows = []
-    for task in tasks:
-        shape, cases = TASKS[task]
-        gen = torch.Generator().manual_seed(seed)
-        logits = torch.randn(shape, generator=gen).mul_(3).requires_grad_()
-        target = torch.rand(*shape[:2], len(shape) - 2, generator=gen) * torch.tensor(shape[:1:-1])
-        soft_time, soft_peak = _measure(_step(logits, target, soft_argmax), repeats)
-        rows.append((task, shape, "soft-argmax", "-", "-", "-", soft_time, soft_peak, soft_time, soft_peak))
-        print(_format_row(rows[-1]), flush=True)
-        for basis in cases["bases"]:
-            for s in cases["samples"]:
-                for impl in cases["implementations"]:
-                    def fn(x, s=s, basis=basis, impl=impl):
-                        return sampling_argmax(x, s, 1.0, basis, generator=torch.Generator().manual_seed(1),
-                                               implementation=impl)
-
-                    t, p = _measure(_step(logits, target, fn), repeats)
-                    rows.append((task, shape, "sampling-argmax", basis, s, impl, t, p, soft_time, soft_peak))
-                    print(_format_row(rows[-1]), flush=True)
+    for case, t, f in zip(cases, times, first):
+        peak = peak_cpu_memory(case[-1])[1] if memory else float("nan")
+        rows.append((task, shape, *case[:-1], statistics.median(t), f, peak))
     return rows
 
 
-HEADER = ("| task | shape (B, K, grid) | operator | basis | S | implementation | time (ms) | time / soft | "
-          "peak (MiB) | peak / soft |\n|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| task | shape (B, K, grid) | operator | basis | S | τ | implementation | threads | busy | time (ms) | "
+          "time / soft | first call (s) | peak (MiB) | peak / soft |\n" + "|---" * 14 + "|")
 
 
-def _format_row(row):
-    task, shape, op, basis, s, impl, t, p, st, sp = row
-    return (f"| {task} | {tuple(shape)} | {op} | {basis} | {s} | {impl} | {t * 1e3:.0f} | {t / st:.2f} | "
-            f"{p / 2**20:.1f} | {p / sp:.2f} |")
+def _format(row, soft, threads, busy):
+    task, shape, op, basis, s, tau, impl, t, first, peak = row
+    return (f"| {task} | {tuple(shape)} | {op} | {basis} | {s} | {tau} | {impl} | {threads} | {busy} | "
+            f"{t * 1e3:.0f} | {t / soft[7]:.1f} | {first:.1f} | {peak / 2**20:.1f} | {peak / soft[9]:.2f} |")
+
+
+def _busy_processes(count):
+    """``count`` competing single-thread busy loops (killed at the end by their process ids)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["coco", "mtfl", "h36m"])
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="timed runs per case after one warm-up (the minimum is reported)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["coco", "synthetic"])
+    parser.add_argument("--implementations", nargs="+", default=["reference", "chunked", "fused"])
+    parser.add_argument("--bases", nargs="+", default=["triangular"])
+    parser.add_argument("--samples", nargs="+", type=int, default=None, help="S values (default: the task's)")
+    parser.add_argument("--taus", nargs="+", type=float, default=[1.0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case, interleaved (median)")
+    parser.add_argument("--threads", nargs="+", type=int, default=[1], help="torch.set_num_threads settings")
+    parser.add_argument("--busy", type=int, default=0, help="competing busy processes during the run")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument("--out", type=Path, default=None, help="append the Markdown table here")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-               f"torch {torch.__version__}, Python {platform.python_version()}")
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+               f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} at start")
     print(f"machine: {machine}\n{HEADER}", flush=True)
-    rows = benchmark(args.tasks, args.repeats)
+    busy = _busy_processes(args.busy)
+    lines = []
+    try:
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for task in args.tasks:
+                rows = benchmark(task, args.implementations, args.bases, args.samples, args.taus, args.repeats,
+                                 not args.no_memory)
+                for row in rows:
+                    lines.append(_format(row, rows[0], threads, args.busy))
+                    print(lines[-1], flush=True)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         command = "python benchmarks/operator.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        body = "\n".join(_format_row(r) for r in rows)
-        args.out.write_text(f"Machine: {machine}. Command: `{command}`.\n\n{HEADER}\n{body}\n")
+        with args.out.open("a") as f:
+            f.write(f"Machine: {machine}. Command: `{command}`.\n\n{HEADER}\n" + "\n".join(lines) + "\n\n")
         print(f"wrote {args.out}")
 
 

