@@ -24,8 +24,9 @@ def test_segments_join_every_pair_from_end_to_end():
     assert skeleton[0, 0].tolist() == [[0, 0, 0], [1, 0, 0], [2, 0, 0]]  # 0-1
     assert skeleton[0, 2].tolist() == [[2, 0, 0], [1, 2, 0], [0, 4, 0]]  # 1-2
     with torch.no_grad():
-        model.offsets[1, 1] = torch.tensor([0.0, 0, 1])
-    assert model.skeleton(keypoints)[0, 1, 1].tolist() == [0, 2, 1]  # the middle of 0-2, moved by its offset
+        model.raw_offsets[1, 1] = torch.tensor([0.0, 0, 100])
+    # the middle of 0-2, moved by its offset, which is bounded by max_offset (0.05)
+    torch.testing.assert_close(model.skeleton(keypoints)[0, 1, 1], torch.tensor([0.0, 2, 0.05]))
     with pytest.raises(ValueError, match=r"\(\.\.\., 3, 3\)"):
         model.skeleton(torch.zeros(1, 4, 3))
 
@@ -56,7 +57,7 @@ def test_objective_reaches_every_parameter(name, one_thread):
     torch.manual_seed(0)
     model = _model()
     with torch.no_grad():
-        model.offsets.normal_(0, 0.01)  # an exact zero would hide a missing gradient path
+        model.raw_offsets.normal_(0, 0.01)  # an exact zero would hide a missing gradient path
     method = paper_method(name, **({"num_samples": 3} if name == "samp_gau" else {}))
     objective = SkeletonObjective()
     batch = {"points": torch.rand(2, 64, 3)}
@@ -73,6 +74,8 @@ def test_objective_reaches_every_parameter(name, one_thread):
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="num_keypoints >= 2"):
         _model(keypoints=1)
+    with pytest.raises(ValueError, match="max_offset"):
+        SkeletonMerger(PointNet2(4), num_keypoints=4, max_offset=-1)
     with pytest.raises(ValueError, match="backbone"):
         SkeletonMerger(torch.nn.Linear(3, 3), num_keypoints=4)
     with pytest.raises(ValueError, match="SkeletonMerger"):

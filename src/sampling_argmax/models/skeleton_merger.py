@@ -3,7 +3,8 @@
 A PointNet++ backbone scores every point of a cloud for K keypoints: logits ``(B, K, N)``, read out by any
 method on point sets (Soft, V.R., D.R., Samp. Gau.). A skeleton decoder joins every pair of keypoints by a
 segment of ``points_per_segment`` points, moved by learned offsets (one per segment point, shared by all
-objects: the class's typical deviation from a straight bar), and switches each segment on or off with an
+objects: the class's typical deviation from a straight bar, at most ``max_offset`` per axis so that they add
+local detail and the keypoints have to span the shape), and switches each segment on or off with an
 activation strength in (0, 1) predicted from the cloud's global feature (a chair without armrests turns its
 armrest segments off). No keypoint label is used: the keypoints are whatever makes the skeleton reconstruct
 the cloud, scored by two composite Chamfer terms (:func:`composite_chamfer`):
@@ -62,26 +63,36 @@ class SkeletonMerger(nn.Module):
         num_keypoints: K.
         points_per_segment: points placed along each of the K(K-1)/2 segments (ends included).
         strength_width: hidden width of the activation-strength head.
+        max_offset: bound of the learned offsets per axis, object units (``max_offset · tanh``); free offsets
+            would let a few segments bend into any shape, leaving most keypoints without a role.
     """
 
     def __init__(self, backbone: nn.Module, num_keypoints: int = 10, points_per_segment: int = 16,
-                 strength_width: int = 128) -> None:
+                 strength_width: int = 128, max_offset: float = 0.05) -> None:
         super().__init__()
         if not isinstance(backbone, nn.Module):
             raise ValueError(f"backbone must be an nn.Module mapping (B, N, 3) to (B, C, N), got {type(backbone).__name__}")
         if num_keypoints < 2 or points_per_segment < 2 or strength_width < 1:
             raise ValueError(f"need num_keypoints >= 2 (a skeleton joins pairs), points_per_segment >= 2 and "
                              f"strength_width >= 1; got {num_keypoints}, {points_per_segment}, {strength_width}")
+        if not max_offset >= 0:
+            raise ValueError(f"max_offset={max_offset} must be >= 0 (object units; 0 = straight segments)")
         channels = getattr(backbone, "num_keypoints", None)
         if not isinstance(channels, int):
             raise ValueError("backbone must say its output channels as .num_keypoints (e.g. PointNet2(num_keypoints=C))")
         self.num_keypoints, self.points_per_segment = int(num_keypoints), int(points_per_segment)
+        self.max_offset = float(max_offset)
         pairs = num_keypoints * (num_keypoints - 1) // 2
         self.backbone = backbone
         self.keypoint_head = nn.Conv1d(channels, num_keypoints, 1)
         self.strength_head = nn.Sequential(nn.Linear(channels, strength_width), nn.ReLU(),
                                            nn.Linear(strength_width, pairs))
-        self.offsets = nn.Parameter(torch.zeros(pairs, points_per_segment, 3))
+        self.raw_offsets = nn.Parameter(torch.zeros(pairs, points_per_segment, 3))
+
+    @property
+    def offsets(self) -> Tensor:
+        """The learned offsets (K(K-1)/2, points_per_segment, 3), each coordinate within ±max_offset."""
+        return self.max_offset * torch.tanh(self.raw_offsets)
 
     def encode(self, points: Tensor) -> tuple[Tensor, Tensor]:
         """points (B, N, 3) -> keypoint logits (B, K, N) and segment activation strengths (B, K(K-1)/2) in (0, 1)."""
