@@ -8,7 +8,10 @@ semantic placement across objects is what DAS measures. The row title gives the 
     python experiments/skeleton_figure.py reports/synthetic_skeleton --methods soft samp_gau --seed 0 \
         --samples 0 1 2 3 4 --out docs/skeleton_merger_synthetic.png
 
-Reads ``<report>/runs/<method>/seed<s>/checkpoints/last.ckpt`` and ``<report>/runs.csv``.
+Reads ``<report>/runs/<method>/seed<s>/checkpoints/last.ckpt`` and ``<report>/runs.csv``. Also prints, per
+method, over the whole test split: the spread of the keypoint maps (mean standard deviation of a map, object
+units), the segments active per object, and for each keypoint the semantic id it is most often nearest to (its
+share of the objects) and its mean distance to the nearest annotated keypoint in DAS's [-1, 1] frame.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sampling_argmax.data.synthetic_points import KEYPOINT_NAMES
+from sampling_argmax.metrics.das import nearest_semantic_ids, normalize_min_max
 from sampling_argmax.training.report import load_trained
 
 ORDER = ("soft", "soft_vr", "soft_dr", "samp_gau")
@@ -37,6 +42,36 @@ def predict(checkpoint: Path, samples: list[int]) -> dict[str, np.ndarray]:
     keypoints = module.method.predict(logits, points)
     return {"points": points.numpy(), "keypoints": keypoints.numpy(), "strength": strength.numpy(),
             "skeleton": module.model.skeleton(keypoints).numpy()}
+
+
+@torch.no_grad()
+def summarize(checkpoint: Path, min_strength: float) -> str:
+    """The test split's keypoint statistics of one run (see the module docstring)."""
+    module, datamodule = load_trained(checkpoint)
+    module.eval()
+    datamodule.setup("test")
+    dataset = datamodule.test_dataloader().dataset
+    batch = torch.utils.data.default_collate([dataset[n] for n in range(len(dataset))])
+    points = batch["points"]
+    logits, strength = module.model.encode(points)
+    prob = torch.softmax(logits.float(), -1)[..., None]  # (M, K, N, 1)
+    mean = (prob * points[:, None]).sum(2, keepdim=True)
+    spread = (prob * (points[:, None] - mean).square()).sum((2, 3)).sqrt().mean()
+    pred = module.method.predict(logits, points).numpy()
+    _, pred, truth = normalize_min_max(points.numpy(), pred, batch["gt_keypoints"].numpy())
+    weight = batch["gt_weight"].numpy()
+    labels = nearest_semantic_ids(pred, truth, weight)
+    distance = np.where(weight[:, None] > 0, np.linalg.norm(pred[:, :, None] - truth[:, None], axis=-1), np.inf).min(-1)
+    names = KEYPOINT_NAMES.get(getattr(datamodule, "category", ""), ())
+    lines = [f"map std {float(spread):.3f}, segments active (>= {min_strength}) "
+             f"{float((strength >= min_strength).float().sum(1).mean()):.1f} of {strength.shape[1]}"]
+    for k in range(labels.shape[1]):
+        counts = np.bincount(labels[:, k][labels[:, k] >= 0], minlength=1)
+        top = int(counts.argmax())
+        name = names[top] if top < len(names) else f"id {top}"
+        lines.append(f"  keypoint {k}: {name} on {100 * counts[top] / counts.sum():.0f}% of objects, "
+                     f"distance {distance[:, k].mean():.2f}")
+    return "\n".join(lines)
 
 
 def test_das(report: Path, method: str, seed: int) -> str:
@@ -69,6 +104,8 @@ def main(argv=None):
     if not methods:
         raise SystemExit(f"{args.report}/runs/<method>/seed{args.seed}/checkpoints/last.ckpt: none found for {args.methods}")
     results = {m: predict(checkpoints[m], args.samples) for m in methods}
+    for m in methods:
+        print(f"{m} seed {args.seed}: {summarize(checkpoints[m], args.min_strength)}")
     rows, cols = len(methods), len(args.samples)
     fig = plt.figure(figsize=(3.2 * cols, 2.6 * rows))
     for r, method in enumerate(methods):
