@@ -210,11 +210,13 @@ def get_learned_basis(name: str) -> LearnedBasis:
 
 
 def learned_basis_mean(logits: Tensor, basis_params: Tensor, basis: LearnedBasis) -> Tensor:
-    """The mixture's mean ``sum_c pi_c (c + mean_c)`` per axis: ``(B, K, dims)``, x-y-z, cell units."""
+    """The mixture's mean ``sum_c pi_c (c + mean_c)`` per axis: ``(B, K, dims)``, x-y-z, cell units (float32, or
+    float64 for float64 logits)."""
     grid = tuple(logits.shape[2:])
-    prob = torch.softmax(logits.float().flatten(2), -1)  # (B, K, M)
-    means = basis.mean(_cells_last(basis_params.float(), grid))  # (B, K, dims, M)
-    return (prob[:, :, None] * (_centres(grid, logits.device) + means)).sum(-1)
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    prob = torch.softmax(logits.to(dtype).flatten(2), -1)  # (B, K, M)
+    means = basis.mean(_cells_last(basis_params.to(dtype), grid))  # (B, K, dims, M)
+    return (prob[:, :, None] * (_centres(grid, logits.device, dtype) + means)).sum(-1)
 
 
 def learned_sampling_argmax(
