@@ -1,13 +1,13 @@
 """Human3.6M + MPII readers on the real fixtures (../shared/data/h36m, mpii): exact decoding, MPII mapping,
 flip, the mixed sampler, and clear errors on bad data."""
 
+import json
 import pickle
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import default_collate
 
 from sampling_argmax.data.h36m import (
     FLIP_PAIRS,
@@ -78,8 +78,6 @@ def test_mpii_fixture_maps_onto_the_18_joints_with_xy_weights(shared_data):
     frames, people = train.datasets
     assert len(frames) == 4 and len(people) == 5
     people.augment = None  # evaluation framing: exact round trip
-    import json
-
     raw = json.load(open(shared_data / "mpii" / "test_mpii.json"))
     for i in range(5):
         sample = people[i]

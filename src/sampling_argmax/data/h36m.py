@@ -379,7 +379,6 @@ class PoseFrames(Dataset):
         else:
             sample = pose_sample(pixels, np.zeros((NUM_JOINTS, 3)), np.ones(2), np.zeros(2), crop, coding, index,
                                  xy_only=True, uv=record["uv"][order], labeled=record["labeled"][order])
-            sample["root_depth"] = torch.zeros((), dtype=torch.float64)
             sample["action"] = -1
         return sample
 

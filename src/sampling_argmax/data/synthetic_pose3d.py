@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from sampling_argmax.data.base import LocalizationDataModule, Materialized
