@@ -84,9 +84,12 @@ def main(argv=None):
         ax.set_title(f"{LABELS.get(method, method)}, sample {args.samples[r]}: MPJPE {error:.0f} mm", fontsize=8)
         ax.set_axis_off()
         ax = fig.add_subplot(len(rows), 4, 4 * i + 2, projection="3d")
-        for pose, colour in ((truth_cam, "green"), (res["cam"][r], "red")):
-            p = pose - pose[0]
-            _skeleton(ax, p[:, [0, 2, 1]] * np.array([1, 1, -1]), colour, lw=1.2)  # x right, depth in, y up
+        poses = [(pose - pose[0])[:, [0, 2, 1]] * np.array([1, 1, -1]) for pose in (truth_cam, res["cam"][r])]
+        for pose, colour in zip(poses, ("green", "red")):  # x right, depth into the page, y up
+            _skeleton(ax, pose, colour, lw=1.2)
+        reach = max(np.abs(pose).max() for pose in poses)
+        ax.set(xlim=(-reach, reach), ylim=(-reach, reach), zlim=(-reach, reach))
+        ax.set_box_aspect((1, 1, 1))
         ax.view_init(elev=15, azim=-70)
         ax.set_title("3D, root-aligned (green: true)", fontsize=8)
         ax.tick_params(labelsize=5)
