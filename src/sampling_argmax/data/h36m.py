@@ -66,6 +66,7 @@ __all__ = [
     "NUM_JOINTS",
     "ROOT",
     "H36MDataModule",
+    "Pose3DDataModule",
     "MixedBatchSampler",
     "PoseFrames",
     "VolumeCoding",
@@ -444,7 +445,24 @@ def _cycle(length: int, generator: torch.Generator) -> Iterator[int]:
 # ---------------------------------------------------------------------------------------------------- data module
 
 
-class H36MDataModule(LocalizationDataModule):
+class Pose3DDataModule(LocalizationDataModule):
+    """What every 3D-pose data module shares: the 18 joints, their mirror pairs, and shapes from ``self.coding``."""
+
+    num_keypoints = NUM_JOINTS
+    flip_pairs = FLIP_PAIRS
+    keypoint_names = JOINT_NAMES
+    coding: VolumeCoding
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (3, self.coding.input_size, self.coding.input_size)
+
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        return self.coding.map_shape
+
+
+class H36MDataModule(Pose3DDataModule):
     """Human3.6M protocol 2 (+ MPII 2D for training) on the task contract, read from a user's mmpose layout.
 
     Args:
@@ -469,9 +487,6 @@ class H36MDataModule(LocalizationDataModule):
     Validation reads the test split (the protocol has no separate one). ``references`` gives the action names.
     """
 
-    num_keypoints = NUM_JOINTS
-    flip_pairs = FLIP_PAIRS
-    keypoint_names = JOINT_NAMES
     data_folder = "h36m"
     task = "h36m"
 
@@ -515,14 +530,6 @@ class H36MDataModule(LocalizationDataModule):
         self.test_subjects = list(test_subjects or ["S9", "S11"])
         self.exclude = tuple(_DAMAGED if exclude_sequences is None else exclude_sequences)
         self._datasets: dict[str, Dataset] = {}  # built when first needed: configs build with no data folder
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (3, self.coding.input_size, self.coding.input_size)
-
-    @property
-    def map_shape(self) -> tuple[int, ...]:
-        return self.coding.map_shape
 
     def references(self, stage: str) -> dict[str, Any]:
         return {"actions": ACTIONS}

@@ -25,15 +25,8 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, Materialized
-from sampling_argmax.data.h36m import (
-    FLIP_PAIRS,
-    JOINT_NAMES,
-    NUM_JOINTS,
-    VolumeCoding,
-    pose_sample,
-    project,
-)
+from sampling_argmax.data.base import Materialized
+from sampling_argmax.data.h36m import NUM_JOINTS, Pose3DDataModule, VolumeCoding, pose_sample, project
 from sampling_argmax.data.transforms import apply_affine
 
 __all__ = ["SyntheticPoses", "SyntheticPose3DDataModule", "random_pose"]
@@ -190,7 +183,7 @@ class SyntheticPoses(Dataset):
         return sample
 
 
-class SyntheticPose3DDataModule(LocalizationDataModule):
+class SyntheticPose3DDataModule(Pose3DDataModule):
     """Procedural 3D poses (:class:`SyntheticPoses`) on the Human3.6M contract.
 
     Training samples are drawn on the fly; validation and test are fixed sets of other streams.
@@ -204,9 +197,6 @@ class SyntheticPose3DDataModule(LocalizationDataModule):
         clutter, noise: difficulty.
     """
 
-    num_keypoints = NUM_JOINTS
-    flip_pairs = FLIP_PAIRS
-    keypoint_names = JOINT_NAMES
     drop_last_train = True
     task = "synthetic_pose3d"
 
@@ -223,14 +213,6 @@ class SyntheticPose3DDataModule(LocalizationDataModule):
         self.splits = {split: SyntheticPoses(split, size, **options)
                        for split, size in (("train", train_size), ("val", val_size), ("test", test_size))}
         self._materialized: dict[str, Dataset] = {}
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (3, self.coding.input_size, self.coding.input_size)
-
-    @property
-    def map_shape(self) -> tuple[int, ...]:
-        return self.coding.map_shape
 
     def dataset(self, split: str) -> Dataset:
         if split == "train":
