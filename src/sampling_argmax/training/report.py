@@ -179,10 +179,13 @@ def _panel(ax, snap: MapSnapshot, n: int, keypoint: int | None) -> None:
         _points_panel(ax, snap, n, keypoint)
         return
     image, prob = snap.images[n], snap.prob[n]
+    pred_cells, target_cells = snap.pred[n], snap.target[n]
+    if prob.ndim == 4 and image.ndim == 3:  # volumes read from an image (3D pose): their x-y marginal over depth
+        prob, pred_cells, target_cells = prob.sum(axis=1), pred_cells[:, :2], target_cells[:, :2]
     grid_shape, input_shape = prob.shape[1:], image.shape[1:]
     dims = len(grid_shape)
-    pred = _to_input(snap.pred[n], grid_shape, input_shape)
-    target = _to_input(snap.target[n], grid_shape, input_shape)
+    pred = _to_input(pred_cells, grid_shape, input_shape)
+    target = _to_input(target_cells, grid_shape, input_shape)
     colors = _keypoint_colors(prob.shape[0])
     chosen = range(prob.shape[0]) if keypoint is None else [keypoint]
     if dims == 1:
