@@ -8,8 +8,10 @@
 Every case runs ``loss = |y - t|.mean(); loss.backward()`` on fixed random logits, the way training does.
 Time: the **median** over ``--repeats`` timed runs, the cases **interleaved** (repetition r of every case
 runs before repetition r + 1 of any), after one untimed warm-up run per case (which for "fused" includes
-compiling; its time is printed as ``first call``). Ratios are to soft-argmax measured in the same run and
-thread setting, so they stay comparable on a machine shared with other jobs; the load average is printed.
+compiling; its time is printed as ``first call``), on two clocks: wall time, and the process's CPU time
+(``time.process_time``: with one thread, the time the work itself took, without the waits for a core that a
+machine shared with other jobs adds to the wall clock; with several threads it sums them). Ratios are to
+soft-argmax measured in the same run and thread setting; the load average is printed.
 Peak memory: the peak of live CPU-allocator bytes during one separate run, from the profiler's allocation
 records (``sampling_argmax._memory``; includes kernels' scratch buffers, excludes the input logits).
 
@@ -61,7 +63,8 @@ def _sampling(s, tau, basis, impl):
 
 
 def benchmark(task, implementations, bases, samples, taus, repeats, memory, seed=0):
-    """Rows (task, shape, operator, basis, S, tau, implementation, median s, first-call s, peak bytes)."""
+    """Rows (task, shape, operator, basis, S, tau, implementation, median wall s, median CPU s, first-call s,
+    peak bytes)."""
     shape, default_samples = TASKS[task]
     gen = torch.Generator().manual_seed(seed)
     logits = torch.randn(shape, generator=gen).mul_(3).requires_grad_()
@@ -78,27 +81,29 @@ def benchmark(task, implementations, bases, samples, taus, repeats, memory, seed
         start = time.perf_counter()
         case[-1]()
         first.append(time.perf_counter() - start)
-    times = [[] for _ in cases]
+    wall, cpu = [[] for _ in cases], [[] for _ in cases]
     for _ in range(repeats):
         for i, case in enumerate(cases):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             case[-1]()
-            times[i].append(time.perf_counter() - start)
+            cpu[i].append(time.process_time() - start_cpu)
+            wall[i].append(time.perf_counter() - start)
     rows = []
-    for case, t, f in zip(cases, times, first):
+    for case, w, c, f in zip(cases, wall, cpu, first):
         peak = peak_cpu_memory(case[-1])[1] if memory else float("nan")
-        rows.append((task, shape, *case[:-1], statistics.median(t), f, peak))
+        rows.append((task, shape, *case[:-1], statistics.median(w), statistics.median(c), f, peak))
     return rows
 
 
-HEADER = ("| task | shape (B, K, grid) | operator | basis | S | τ | implementation | threads | busy | time (ms) | "
-          "time / soft | first call (s) | peak (MiB) | peak / soft |\n" + "|---" * 14 + "|")
+HEADER = ("| task | shape (B, K, grid) | operator | basis | S | τ | implementation | threads | busy | wall (ms) | "
+          "wall / soft | CPU (ms) | CPU / soft | first call (s) | peak (MiB) | peak / soft |\n" + "|---" * 16 + "|")
 
 
 def _format(row, soft, threads, busy):
-    task, shape, op, basis, s, tau, impl, t, first, peak = row
+    task, shape, op, basis, s, tau, impl, wall, cpu, first, peak = row
     return (f"| {task} | {tuple(shape)} | {op} | {basis} | {s} | {tau} | {impl} | {threads} | {busy} | "
-            f"{t * 1e3:.0f} | {t / soft[7]:.1f} | {first:.1f} | {peak / 2**20:.1f} | {peak / soft[9]:.2f} |")
+            f"{wall * 1e3:.0f} | {wall / soft[7]:.1f} | {cpu * 1e3:.0f} | {cpu / soft[8]:.1f} | {first:.1f} | "
+            f"{peak / 2**20:.1f} | {peak / soft[10]:.2f} |")
 
 
 def _busy_processes(count):

@@ -11,7 +11,7 @@ of 48x48 images, 3 keypoints, 24x24 maps), ``mtfl-cpu`` (configs/mtfl/cpu.yaml: 
 sampling methods at the paper's N_s = 30 and epoch 0 (tau = 2). The sampling methods run with the
 ``implementation="auto"`` choice (``fused`` from 2^22 cell-samples per call) and, as ``<name>/chunked``, with
 ``SAMPLING_ARGMAX_FUSED=0``. Time: the median over ``--repeats`` interleaved steps after one warm-up step each
-(which includes compiling).
+(which includes compiling), wall and process CPU time (see ``benchmarks/operator.py``).
 """
 
 from __future__ import annotations
@@ -69,18 +69,21 @@ def benchmark(task, repeats, seed=0):
         cases.append((name, _step(model, optimizer, method, images, target, True)))
         if name.startswith("samp"):
             cases.append((f"{name}/chunked", _step(model, optimizer, method, images, target, False)))
-    first, times = [], {name: [] for name, _ in cases}
+    first, wall, cpu = [], {name: [] for name, _ in cases}, {name: [] for name, _ in cases}
     for _, run in cases:
         start = time.perf_counter()
         run()
         first.append(time.perf_counter() - start)
     for _ in range(repeats):
         for name, run in cases:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
-            times[name].append(time.perf_counter() - start)
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    return [(task, name, medians[name], medians[name] / medians["soft"], f) for (name, _), f in zip(cases, first)]
+            cpu[name].append(time.process_time() - start_cpu)
+            wall[name].append(time.perf_counter() - start)
+    w = {name: statistics.median(t) for name, t in wall.items()}
+    c = {name: statistics.median(t) for name, t in cpu.items()}
+    return [(task, name, w[name], w[name] / w["soft"], c[name], c[name] / c["soft"], f)
+            for (name, _), f in zip(cases, first)]
 
 
 def main(argv=None):
@@ -94,15 +97,16 @@ def main(argv=None):
         parser.error("--repeats must be >= 1")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"load average {os.getloadavg()[0]:.1f} at start")
-    print("| task | method | threads | busy | step (ms) | step / Soft's | first step (s) |\n|---|---|---|---|---|---|---|")
+    print("| task | method | threads | busy | wall (ms) | wall / Soft's | CPU (ms) | CPU / Soft's | first step (s) |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     try:
         for threads in args.threads:
             torch.set_num_threads(threads)
             for task in args.tasks:
-                for task_name, name, t, ratio, first in benchmark(task, args.repeats):
-                    print(f"| {task_name} | {name} | {threads} | {args.busy} | {t * 1e3:.0f} | {ratio:.2f} | "
-                          f"{first:.1f} |", flush=True)
+                for task_name, name, wall, wall_ratio, cpu, cpu_ratio, first in benchmark(task, args.repeats):
+                    print(f"| {task_name} | {name} | {threads} | {args.busy} | {wall * 1e3:.0f} | {wall_ratio:.2f} | "
+                          f"{cpu * 1e3:.0f} | {cpu_ratio:.2f} | {first:.1f} |", flush=True)
     finally:
         for process in busy:
             process.kill()

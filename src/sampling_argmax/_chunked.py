@@ -161,8 +161,8 @@ def backward_chunk(grad_x: Tensor, prep: Tensor, keys: Tensor, inv_tau: Tensor, 
         for a in range(1, len(grid)):
             weight = weight + _broadcast(parts[a], grid, a)
         weight = weight.reshape(c, b, k, m)
-    r = r.mul_(weight)
-    grad_x.add_((r[0] if c == 1 else r.sum(0)).mul_(scale))
+    r = r.mul_(scale).mul_(weight)  # scaled after the points' gradient, which has no 1/tau
+    grad_x.add_(r[0] if c == 1 else r.sum(0))
     return grad_points
 
 

@@ -21,9 +21,10 @@ import warnings
 
 import torch
 
-#: "auto" uses the fused path from this many cell-samples (S x B x K x cells) per call: below it compiling
-#: (tens of seconds once per shape on CPU) cannot pay off, and the eager chunk loop costs little.
-FUSED_MIN_CELL_SAMPLES = 2**22
+#: "auto" uses the fused path from this many cell-samples (S x B x K x cells) per call, 2^20 (the synthetic
+#: task's batch, 32 x 3 x 24 x 24 at S = 30, is 1.7e6): below it compiling (30-70 s once per shape on a 2-core
+#: CPU) cannot pay off, and the eager chunk loop costs little.
+FUSED_MIN_CELL_SAMPLES = 2**20
 
 _broken: list[str] = []  # why compilation failed in this process (then everything runs eagerly)
 

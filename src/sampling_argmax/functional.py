@@ -243,7 +243,7 @@ def sampling_argmax(
             functions through ``torch.compile``: inductor's C++ on CPU, Triton on GPU; compiled once per
             shape, falls back to "chunked" with a warning where compilation fails), "reference" (plain
             autograd over all S relaxed maps; the test oracle) or "auto" (the reference with an authors'
-            option, else "fused" from ``_fused.FUSED_MIN_CELL_SAMPLES`` = 2^22 cell-samples per call, else
+            option, else "fused" from ``_fused.FUSED_MIN_CELL_SAMPLES`` = 2^20 cell-samples per call, else
             "chunked"). All draw the same noise from the same seed.
 
     Returns:

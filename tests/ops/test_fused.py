@@ -96,6 +96,7 @@ def test_a_failing_compiler_falls_back_to_the_chunked_path_with_one_warning(monk
     _fused._warn_once.cache_clear()
     monkeypatch.setattr(_fused, "backend", lambda: broken)
     monkeypatch.setattr(_fused, "_broken", [])
+    monkeypatch.delenv("SAMPLING_ARGMAX_FUSED", raising=False)
     logits = torch.randn(2, 3, 6, 5)
     with pytest.warns(RuntimeWarning, match="fused .* unavailable .*no C\\+\\+ compiler"):
         fused = _run(logits, "fused")
@@ -119,6 +120,7 @@ def test_inductor_fused_equals_chunked(tau, monkeypatch):
     _fused._compile.cache_clear()
     monkeypatch.setattr(_fused, "_broken", [])
     monkeypatch.setattr(_fused, "backend", lambda: "inductor")
+    monkeypatch.delenv("SAMPLING_ARGMAX_FUSED", raising=False)
     logits = torch.randn(2, 3, 8, 6, generator=torch.Generator().manual_seed(1)) * 3
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a fallback would hide a compiler failure
