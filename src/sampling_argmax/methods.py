@@ -200,10 +200,14 @@ class Method:
                 continue
             chosen = (supervised == torch.tensor(pattern, device=logits.device)).all(-1)
             group_weight = torch.where(chosen, per_keypoint, torch.zeros((), device=logits.device))
+            # only the samples that have such keypoints (a mixed batch: the 3D half, then the 2D half)
+            rows = chosen.any(-1)
+            sub = (lambda x: x) if bool(rows.all()) else (lambda x: x[rows])
             # axis a (x, y, z order) is logits dimension -1 - a
             dropped = [logits.dim() - 1 - axis for axis in range(dims) if axis not in axes]
-            marginal = torch.logsumexp(logits, dim=dropped) if dropped else logits
-            group = self.loss(marginal, target[..., axes], group_weight, generator=generator)
+            marginal = torch.logsumexp(sub(logits), dim=dropped) if dropped else sub(logits)
+            group_weight = sub(group_weight)
+            group = self.loss(marginal, sub(target)[..., axes], group_weight, generator=generator)
             total = total + group * group_weight.sum()
             norm = norm + group_weight.sum()
         return total / norm.clamp_min(torch.finfo(torch.float32).tiny)
