@@ -140,11 +140,32 @@ def test_extreme_and_uniform_maps_stay_finite(implementation, basis):
     flat = torch.zeros(2, 3, 8, 6, requires_grad=True)
     for logits in (extreme, flat):
         for gumbel in ("paper", "authors"):
-            out = sampling_argmax(logits, 5, 0.01, basis, gumbel, _gen(), implementation=implementation)
-            (grad,) = torch.autograd.grad(out.square().sum(), logits)
-            assert torch.isfinite(out).all() and torch.isfinite(grad).all()
+            for tau in (1.0, 0.3, 0.01):  # the three relaxation forms: pi / E, bounded exponent, max-shifted
+                out = sampling_argmax(logits, 5, tau, basis, gumbel, _gen(), implementation=implementation)
+                (grad,) = torch.autograd.grad(out.square().sum(), logits)
+                assert torch.isfinite(out).all() and torch.isfinite(grad).all()
     torch.testing.assert_close(soft_argmax(flat), torch.tensor([2.5, 3.5]).expand(2, 3, 2))
     torch.testing.assert_close(grid_variance(flat), torch.tensor([(36 - 1) / 12, (64 - 1) / 12]).expand(2, 3, 2))
+
+
+@pytest.mark.parametrize("gumbel", ["paper", "authors"])
+@pytest.mark.parametrize("tau,forced", [(1.0, "bounded"), (1.0, "shifted"), (0.4, "shifted")])
+def test_the_relaxation_forms_agree(tau, forced, gumbel, monkeypatch):
+    # pi / E (tau = 1, no exp), the bounded exponent (no max) and the max-shifted form are one function of the
+    # noise: forcing another form on the same call gives the same samples and gradients (logits spread over 60)
+    from sampling_argmax import _chunked
+
+    logits = torch.randn(2, 3, 9, 7, generator=_gen(5)) * 20
+
+    def run():
+        x = logits.clone().requires_grad_()
+        out = sampling_argmax(x, 4, tau, "triangular", gumbel, _gen(6), implementation="chunked")
+        return out, torch.autograd.grad((out * torch.randn(out.shape, generator=_gen(7))).sum(), x)[0]
+
+    natural = run()
+    monkeypatch.setattr(_chunked, "relax_mode", lambda t: forced)
+    for a, b in zip(run(), natural):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_float64_input_stays_float64_and_float16_input_is_computed_in_float32():
