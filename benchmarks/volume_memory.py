@@ -5,8 +5,8 @@ training step's loss (forward + backward) on the paper's volumes, next to the ne
     python benchmarks/volume_memory.py --depth_bins 32 --model_batch 1
 
 Rows: each method's loss, built as training builds it (``paper_method``; sampling with N_s = 10, tau = 2,
-the authors' Gumbel form), on fixed random logits (B, K, D, 64, 64) with a per-axis weight (half of the
-batch x-y only, as in mixed Human3.6M + MPII training); peak = live CPU-allocator bytes above the logits
+the authors' Gumbel form), on fixed random logits (B, K, D, 64, 64) with a per-axis weight (``--xy_fraction``
+of the batch x-y only: 0.5 in mixed Human3.6M + MPII training, 0 for Human3.6M alone); peak = live CPU-allocator bytes above the logits
 during the call (``sampling_argmax._memory``), time = the minimum over ``--repeats`` after a warm-up. The
 model row: the integral ResNet-50 (``ResNetDeconv(depth=50, depth_bins=D)``) forward + backward on
 ``--model_batch`` 256 x 256 crops, its peak scaled to batch B (activations grow linearly with the batch;
@@ -48,14 +48,14 @@ def _measure(run, repeats):
     return min(times), peak
 
 
-def loss_rows(batch, keypoints, depth, size, repeats):
+def loss_rows(batch, keypoints, depth, size, repeats, methods=METHODS, xy_fraction=0.5):
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(batch, keypoints, depth, size, size, generator=gen).mul_(3).requires_grad_()
     target = torch.rand(batch, keypoints, 3, generator=gen) * torch.tensor([size - 1.0, size - 1.0, depth - 1.0])
     weight = torch.ones(batch, keypoints, 3)
-    weight[batch // 2 :, :, 2] = 0.0  # MPII half: x, y only
+    weight[batch - round(batch * xy_fraction) :, :, 2] = 0.0  # the MPII part: x, y only
     rows = []
-    for name in METHODS:
+    for name in methods:
         method = _method(name)
 
         def run(method=method):
@@ -97,6 +97,8 @@ def main(argv=None):
     parser.add_argument("--depth_bins", type=int, default=64)
     parser.add_argument("--map_size", type=int, default=64)
     parser.add_argument("--model_batch", type=int, default=2, help="crops the ResNet-50 row runs (scaled to --batch)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="soft first: the ratios' base")
+    parser.add_argument("--xy_fraction", type=float, default=0.5, help="part of the batch with x-y labels only (MPII)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -108,8 +110,9 @@ def main(argv=None):
     machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
                f"torch {torch.__version__}")
     shape = (args.batch, args.keypoints, args.depth_bins, args.map_size, args.map_size)
-    print(f"machine: {machine}; logits {shape}\n{HEADER}", flush=True)
-    rows, logits_bytes = loss_rows(args.batch, args.keypoints, args.depth_bins, args.map_size, args.repeats)
+    print(f"machine: {machine}; logits {shape}, {args.xy_fraction:.0%} of the batch x-y only\n{HEADER}", flush=True)
+    rows, logits_bytes = loss_rows(args.batch, args.keypoints, args.depth_bins, args.map_size, args.repeats,
+                                   args.methods, args.xy_fraction)
     soft = rows[0]
     seconds, peak, measured_peak, measured_seconds = model_row(args.batch, args.model_batch, args.keypoints,
                                                                args.depth_bins, args.repeats)
@@ -123,7 +126,8 @@ def main(argv=None):
         args.out.parent.mkdir(parents=True, exist_ok=True)
         command = "python benchmarks/volume_memory.py " + " ".join(sys.argv[1:] if argv is None else argv)
         body = "\n".join(_row(r, soft) for r in rows)
-        args.out.write_text(f"Machine: {machine}. Logits {shape}. Command: `{command}`.\n\n{HEADER}\n{body}\n"
+        args.out.write_text(f"Machine: {machine}. Logits {shape}, {args.xy_fraction:.0%} of the batch x-y only. "
+                            f"Command: `{command}`.\n\n{HEADER}\n{body}\n"
                             f"{model}\n\n{note}\n")
         print(f"wrote {args.out}")
 
