@@ -2,7 +2,7 @@
 with the task's model, as ratios to Soft's step measured in the same run.
 
     python benchmarks/train_step.py --tasks synthetic mtfl-cpu --threads 1
-    python benchmarks/train_step.py --tasks coco --repeats 2 --threads 1       # ResNet-50: minutes per step
+    python benchmarks/train_step.py --tasks coco --methods soft samp_tri --repeats 2   # ResNet-50: ~1 min a step
 
 Shapes and models are the configs': ``synthetic`` (configs/synthetic.yaml: SmallHeatmapNet width 16, batch 32
 of 48x48 images, 3 keypoints, 24x24 maps), ``mtfl-cpu`` (configs/mtfl/cpu.yaml: ResNet-18 + 4 deconvolutions of
@@ -56,7 +56,7 @@ def _step(model, optimizer, method, images, target, fused):
     return run
 
 
-def benchmark(task, repeats, seed=0):
+def benchmark(task, repeats, methods=PAPER_METHODS, seed=0):
     factory, shape, keypoints = TASKS[task]
     torch.manual_seed(seed)
     model = factory()
@@ -64,7 +64,7 @@ def benchmark(task, repeats, seed=0):
     images = torch.randn(shape)
     target = torch.rand(shape[0], keypoints, 2)  # fraction of the map size, x then y
     cases = []
-    for name in PAPER_METHODS:
+    for name in dict.fromkeys(("soft", *methods)):  # Soft first: the ratios' reference
         method = paper_method(name)
         cases.append((name, _step(model, optimizer, method, images, target, True)))
         if name.startswith("samp"):
@@ -89,6 +89,7 @@ def benchmark(task, repeats, seed=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["synthetic", "mtfl-cpu"])
+    parser.add_argument("--methods", nargs="+", choices=PAPER_METHODS, default=list(PAPER_METHODS))
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per method, interleaved (median)")
     parser.add_argument("--threads", nargs="+", type=int, default=[1], help="torch.set_num_threads settings")
     parser.add_argument("--busy", type=int, default=0, help="competing busy processes during the run")
@@ -104,7 +105,7 @@ def main(argv=None):
         for threads in args.threads:
             torch.set_num_threads(threads)
             for task in args.tasks:
-                for task_name, name, wall, wall_ratio, cpu, cpu_ratio, first in benchmark(task, args.repeats):
+                for task_name, name, wall, wall_ratio, cpu, cpu_ratio, first in benchmark(task, args.repeats, args.methods):
                     print(f"| {task_name} | {name} | {threads} | {args.busy} | {wall * 1e3:.0f} | {wall_ratio:.2f} | "
                           f"{cpu * 1e3:.0f} | {cpu_ratio:.2f} | {first:.1f} |", flush=True)
     finally:

@@ -13,7 +13,7 @@ import warnings
 import pytest
 import torch
 
-from sampling_argmax import _chunked, _fused, sampling_argmax
+from sampling_argmax import _chunked, _fused, sampling_argmax, sampling_argmax_points
 
 
 class RecordingBackend:
@@ -59,6 +59,20 @@ def test_fused_equals_chunked(backend, grid, basis, tau, gumbel, monkeypatch):
     assert backend.graphs == 4  # forward and backward, each for chunks of 2 and the last chunk of 1
     chunked = _run(logits, "chunked", tau, basis, gumbel)
     for a, b in zip(fused, chunked):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_equals_chunked_on_points(backend):
+    logits, points = torch.randn(2, 4, 30), torch.rand(2, 30, 3)
+    results = []
+    for implementation in ("fused", "chunked"):
+        x, p = logits.clone().requires_grad_(), points.clone().requires_grad_()
+        out = sampling_argmax_points(x, p, 6, 0.5, 0.05, torch.Generator().manual_seed(3),
+                                     implementation=implementation)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(9))
+        results.append((out, *torch.autograd.grad((out * weights).sum(), (x, p))))
+    assert backend.graphs == 2
+    for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
