@@ -40,8 +40,7 @@ from ._checks import (
     compute_dtype,
     no_autocast,
 )
-from ._chunked import (SamplingArgmaxFunction, exponentials, grid_marginal, layout, perturbed_positions, prepare,
-                       relax_mode, relaxed_weights, sample_keys)
+from ._chunked import SamplingArgmaxFunction, exponentials, grid_marginal, layout, perturbed_positions, sample_keys
 from ._noise import draw_seed
 from .bases import BASES, GRID_SIGMA, POINT_SIGMA
 from .coords import cell_centers
@@ -319,17 +318,21 @@ def _sampling_argmax(logits, points, num_samples, tau, basis, gumbel, generator,
 # ---------------------------------------------------------------------------------- reference (test oracle)
 def _reference(x, points, grid, num_samples, tau, gumbel, basis, sigma, seed, reread, reweight, clipped):
     """Plain-autograd sampling-argmax over all S relaxed maps at once (the test oracle; the authors' options
-    live here): the same noise and the same expressions as the chunk functions of
-    :mod:`sampling_argmax._chunked`, so both agree to float32 precision down to ``MIN_TAU``."""
+    live here): the same noise as the chunk functions of :mod:`sampling_argmax._chunked`, relaxed by the
+    textbook ``softmax((a x' + g - max)/tau)`` rather than their three cheaper forms, so the tests that the
+    paths agree (to float32 precision, down to ``MIN_TAU``) also check that algebra."""
     b, k, m = x.shape
-    mode = relax_mode(tau)
     positions, _, sizes = layout(grid, points, x)
     keys = sample_keys(seed, num_samples, x.device)
-    w = relaxed_weights(prepare(x, tau, gumbel, mode),
-                        exponentials(keys[:, 0], b * k * m, x.dtype).view(num_samples, b, k, m),
-                        x.new_tensor(1.0 / tau), mode)
-    r = w / w.sum(-1, keepdim=True)
-    del w
+    y = x.new_empty(num_samples, b, k, m)  # -log E, then y; one sample's hashing temporaries at a time
+    for s in range(num_samples):
+        y[s] = exponentials(keys[s : s + 1, 0], b * k * m, x.dtype).view(b, k, m).log_().neg_()
+    shifted = x - x.detach().amax(-1, keepdim=True)
+    y = torch.add(y, shifted if gumbel == "paper" else shifted * tau)  # a x' + g
+    z = y - y.detach().amax(-1, keepdim=True)  # softmax is shift-invariant: no gradient through the max
+    del y
+    r = torch.softmax(z * (1.0 / tau) if tau != 1.0 else z, dim=-1)
+    del z
     rv = r.view(num_samples, b, k, *grid) if points is None else r
     perturbed = perturbed_positions(keys, b, k, positions, basis, sigma, x.dtype)  # (S, B, K, L)
     coords = []
