@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import functools
 import os
+import types
 import warnings
 
 import torch
+from torch import Tensor
 
 #: "auto" uses the fused path from this many cell-samples (S x B x K x cells) per call, 2^20 (the synthetic
 #: task's batch, 32 x 3 x 24 x 24 at S = 30, is 1.7e6): below it compiling (30-70 s once per shape on a 2-core
@@ -43,8 +45,14 @@ def worth_it(cell_samples: int) -> bool:
 
 
 @functools.cache
-def _compile(fn, backend_name: str):
-    return torch.compile(fn, backend=backend_name, fullgraph=True, dynamic=False)
+def _compile(fn, backend_name, static: tuple):
+    """``fn`` compiled for one static configuration (the non-tensor arguments). Each configuration gets its own
+    copy of the code object, hence its own torch.compile cache and recompile budget (8 shapes): dynamo counts
+    recompiles per code object, and one process may run many configurations (a six-method comparison:
+    bases x relaxation forms x map shapes), which would otherwise exhaust one shared budget."""
+    code = fn.__code__.replace(co_name=f"{fn.__name__}_{_compile.cache_info().currsize}")
+    copy = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    return torch.compile(copy, backend=backend_name, fullgraph=True, dynamic=False)
 
 
 def compiled(fn):
@@ -57,7 +65,8 @@ def compiled(fn):
                 _warn_once("SAMPLING_ARGMAX_FUSED=0")
             return fn(*args)
         try:
-            return _compile(fn, backend())(*args)
+            static = tuple(a for a in args if not isinstance(a, Tensor))
+            return _compile(fn, backend(), static)(*args)
         except Exception as error:  # noqa: BLE001 -- any compiler failure must degrade to the eager path
             _broken.append(f"{type(error).__name__}: {' '.join(str(error).split())[:300]}")
             _warn_once(_broken[-1])

@@ -76,6 +76,18 @@ def test_fused_equals_chunked_on_points(backend):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_more_configurations_than_the_recompile_limit_stay_compiled(backend):
+    # dynamo allows 8 recompiles per code object; a six-method comparison needs more (bases x tau forms x
+    # shapes). Before: the 9th configuration hit the limit and switched the fused path off process-wide.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with torch.no_grad():
+            for basis in ("uniform", "triangular", "gaussian"):
+                for n in (5, 6, 7, 8):
+                    sampling_argmax(torch.randn(1, 2, n), 1, 0.5, basis, implementation="fused")
+    assert backend.graphs == 12 and _fused.enabled()
+
+
 def test_fused_gradcheck(backend):
     logits = torch.randn(1, 2, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1),
                          requires_grad=True)
