@@ -4,9 +4,11 @@ the input crop and the predicted (red) vs true (green) 2D skeleton, the 3D skele
 projections (probabilities summed over the other axis) with the true joint marked.
 
     python experiments/pose3d_figure.py reports/synthetic_pose3d [--samples 0 1] [--methods soft samp_tri]
-        [--joint 16] [--seed 0] [--out docs/synthetic_pose3d.png]
+        [--joint 16] [--seed 0] [--out docs/synthetic_pose3d.png] [--baseline 1000]
 
 Reads ``runs/<method>/seed<s>/checkpoints/last.ckpt`` of the report; writes ``<report>/pose3d.png`` by default.
+``--baseline N`` also prints the errors of always predicting the mean root-relative pose of N training samples
+(at the true root), the level a model that learned nothing from the image reaches.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from sampling_argmax.data.h36m import BONES, JOINT_NAMES
-from sampling_argmax.metrics.pose3d import back_project, mpjpe
+from sampling_argmax.metrics.pose3d import back_project, mpjpe, pa_mpjpe
 from sampling_argmax.training.module import to_original_coords
 from sampling_argmax.training.report import load_trained
 
@@ -42,6 +44,17 @@ def predict(checkpoint: Path, samples: list[int]) -> dict:
     return {"batch": batch, "grid": grid.numpy(), "cam": cam, "prob": prob}
 
 
+def mean_pose_baseline(checkpoint: Path, count: int) -> tuple[float, float]:
+    """MPJPE and PA-MPJPE (17 joints) of predicting the mean root-relative pose of ``count`` training samples."""
+    _, datamodule = load_trained(checkpoint)
+    train, test = datamodule.dataset("train"), datamodule.dataset("test")
+    poses = np.stack([train[i]["joints_cam"].numpy() for i in range(min(count, len(train)))])
+    mean = (poses - poses[:, :1]).mean(0)
+    truth = np.stack([test[i]["joints_cam"].numpy() for i in range(len(test))])[:, :17]
+    guess = np.broadcast_to(mean[:17], truth.shape) + truth[:, :1]
+    return float(mpjpe(guess, truth).mean()), float(pa_mpjpe(guess, truth).mean())
+
+
 def _skeleton(ax, points, colour, **kwargs):
     for a, b in BONES:
         ax.plot(*np.stack([points[a], points[b]]).T, color=colour, **kwargs)
@@ -55,6 +68,7 @@ def main(argv=None):
     parser.add_argument("--joint", type=int, default=16, help=f"joint whose volume is shown (16 = {JOINT_NAMES[16]})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--baseline", type=int, default=0, help="training samples for the mean-pose errors (0 = skip)")
     args = parser.parse_args(argv)
     import matplotlib
 
@@ -65,6 +79,9 @@ def main(argv=None):
     missing = [str(p) for p in checkpoints.values() if not p.is_file()]
     if missing:
         raise SystemExit(f"no checkpoint {missing[0]}: run `sampling-argmax compare` into {args.report} first")
+    if args.baseline:
+        errors = mean_pose_baseline(next(iter(checkpoints.values())), args.baseline)
+        print(f"mean pose of {args.baseline} training samples: MPJPE {errors[0]:.1f} mm, PA-MPJPE {errors[1]:.1f} mm")
     results = {m: predict(p, args.samples) for m, p in checkpoints.items()}
     rows = [(r, m) for r in range(len(args.samples)) for m in args.methods]
     fig = plt.figure(figsize=(11.5, 2.7 * len(rows)))
