@@ -165,7 +165,7 @@ class Method:
         finite, and targets that are NaN/inf where the weight is non-zero (unlabeled keypoints: weight 0,
         any target -- they add nothing to the loss and get no gradient).
         """
-        if isinstance(weight, Tensor) and weight.dim() == 3 and target is not None and weight.dim() == target.dim():
+        if isinstance(weight, Tensor) and weight.dim() == 3 and weight.shape[-1] > 1 and target is not None:
             return self.axis_weighted_loss(logits, target, weight, points, generator=generator)
         weight = self._check_inputs(logits, target, weight, points)
         return self._loss(logits, target, weight, points, generator)
