@@ -83,9 +83,9 @@ def test_more_configurations_than_the_recompile_limit_stay_compiled(backend):
         warnings.simplefilter("error", RuntimeWarning)
         with torch.no_grad():
             for basis in ("uniform", "triangular", "gaussian"):
-                for n in (5, 6, 7, 8):
+                for n in (5, 6, 7):
                     sampling_argmax(torch.randn(1, 2, n), 1, 0.5, basis, implementation="fused")
-    assert backend.graphs == 12 and _fused.enabled()
+    assert backend.graphs == 9 and _fused.enabled()
 
 
 def test_fused_gradcheck(backend):
