@@ -52,3 +52,16 @@ def test_module_contract_and_model_shapes():
         net(torch.zeros(1, 3, 62, 62))
     with pytest.raises(ValueError, match="split"):
         SyntheticPoses("holdout", 2)
+
+
+def test_difficulty_knobs_narrow_the_distribution_and_are_checked():
+    upright = random_pose(np.random.default_rng(0), articulation=0.0)
+    np.testing.assert_allclose(upright[[5, 6], 0], upright[4, 0])  # straight left leg: knee and ankle below the hip
+    assert upright[6, 1] < upright[5, 1] < upright[4, 1]
+    # facing the camera within +-10 degrees: the left hip (body +x) is on the image's right of the right hip
+    data = SyntheticPoses("test", length=4, heading=10.0)
+    assert all(data[i]["joints_cam"][4, 0] > data[i]["joints_cam"][1, 0] for i in range(4))
+    with pytest.raises(ValueError, match="articulation"):
+        random_pose(np.random.default_rng(0), articulation=1.5)
+    with pytest.raises(ValueError, match="heading"):
+        SyntheticPoses("test", length=2, heading=200.0)

@@ -36,8 +36,8 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 _LENGTH = {"hip": 130.0, "thigh": 440.0, "shin": 430.0, "spine": 230.0, "chest": 250.0, "neck": 110.0,
            "head": 120.0, "shoulder": 160.0, "upper_arm": 280.0, "forearm": 250.0}
 # capsule radius (mm) of the bone ending at each joint
-_RADIUS = {1: 70, 2: 65, 3: 50, 4: 70, 5: 65, 6: 50, 7: 120, 8: 110, 9: 50, 10: 50, 11: 60, 12: 50, 13: 40,
-           14: 60, 15: 50, 16: 40}
+_RADIUS = {1: 90, 2: 85, 3: 70, 4: 90, 5: 85, 6: 70, 7: 130, 8: 120, 9: 60, 10: 60, 11: 80, 12: 75, 13: 65,
+           14: 80, 15: 75, 16: 65}
 _PARENT = {1: 0, 2: 1, 3: 2, 4: 0, 5: 4, 6: 5, 7: 0, 8: 7, 9: 8, 10: 9, 11: 8, 12: 11, 13: 12, 14: 8, 15: 14, 16: 15}
 _LEFT, _RIGHT = {4, 5, 6, 11, 12, 13}, {1, 2, 3, 14, 15, 16}
 
@@ -48,33 +48,39 @@ def _rot(axis: str, degrees: float) -> np.ndarray:
             "z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])}[axis]
 
 
-def random_pose(rng: np.random.Generator) -> np.ndarray:
+def random_pose(rng: np.random.Generator, articulation: float = 1.0) -> np.ndarray:
     """(18, 3) joints in mm in a body frame (x = the person's left, y up, z forward), pelvis at 0.
 
     Angles are uniform within limits (degrees): hip flexion -25..100, abduction 0..35, knee 0..140; spine bend
     -10..40, side bend ±15, twist ±30; neck nod -20..40, turn ±50; shoulder flexion -40..170, abduction
-    0..110; elbow 0..145.
+    0..110; elbow 0..145. ``articulation`` scales every limit towards the upright pose (0: all angles 0).
     """
+    if not 0 <= articulation <= 1:
+        raise ValueError(f"articulation={articulation} must be in [0, 1] (a fraction of the joint limits)")
+
+    def angle(low: float, high: float) -> float:
+        return rng.uniform(low * articulation, high * articulation)
+
     scale = rng.uniform(0.85, 1.15)
     length = {name: value * scale * rng.uniform(0.95, 1.05) for name, value in _LENGTH.items()}
     joints = np.zeros((NUM_JOINTS, 3))
     down, up = np.array([0.0, -1.0, 0.0]), np.array([0.0, 1.0, 0.0])
     for side, hip, knee, ankle in ((+1, 4, 5, 6), (-1, 1, 2, 3)):
-        leg = _rot("z", side * rng.uniform(0, 35)) @ _rot("x", -rng.uniform(-25, 100))
+        leg = _rot("z", side * angle(0, 35)) @ _rot("x", -angle(-25, 100))
         joints[hip] = [side * length["hip"], 0.0, 0.0]
         joints[knee] = joints[hip] + leg @ down * length["thigh"]
-        joints[ankle] = joints[knee] + leg @ _rot("x", rng.uniform(0, 140)) @ down * length["shin"]
-    spine = _rot("y", rng.uniform(-30, 30)) @ _rot("z", rng.uniform(-15, 15)) @ _rot("x", rng.uniform(-10, 40))
+        joints[ankle] = joints[knee] + leg @ _rot("x", angle(0, 140)) @ down * length["shin"]
+    spine = _rot("y", angle(-30, 30)) @ _rot("z", angle(-15, 15)) @ _rot("x", angle(-10, 40))
     joints[7] = spine @ up * length["spine"]
     joints[8] = joints[7] + spine @ up * length["chest"]
-    head = spine @ _rot("y", rng.uniform(-50, 50)) @ _rot("x", rng.uniform(-20, 40))
+    head = spine @ _rot("y", angle(-50, 50)) @ _rot("x", angle(-20, 40))
     joints[9] = joints[8] + head @ np.array([0.0, 0.6, 0.8]) * length["neck"]
     joints[10] = joints[8] + head @ up * (length["neck"] + length["head"])
     for side, shoulder, elbow, wrist in ((+1, 11, 12, 13), (-1, 14, 15, 16)):
-        arm = spine @ _rot("z", side * rng.uniform(0, 110)) @ _rot("x", -rng.uniform(-40, 170))
+        arm = spine @ _rot("z", side * angle(0, 110)) @ _rot("x", -angle(-40, 170))
         joints[shoulder] = joints[8] + spine @ np.array([side * length["shoulder"], -30.0, 0.0])
         joints[elbow] = joints[shoulder] + arm @ down * length["upper_arm"]
-        joints[wrist] = joints[elbow] + arm @ _rot("x", -rng.uniform(0, 145)) @ down * length["forearm"]
+        joints[wrist] = joints[elbow] + arm @ _rot("x", -angle(0, 145)) @ down * length["forearm"]
     joints[17] = (joints[11] + joints[14]) / 2
     return joints
 
@@ -145,15 +151,19 @@ class SyntheticPoses(Dataset):
         seed: base seed.
         clutter: background shapes per image.
         noise: std of the pixel noise (in [0, 1] units).
+        heading: the person faces the camera turned by up to ± ``heading`` degrees (180: any heading).
+        articulation: fraction of the joint-angle limits (see :func:`random_pose`).
     """
 
-    def __init__(self, split: str, length: int, coding: VolumeCoding | None = None, seed: int = 0, clutter: int = 6,
-                 noise: float = 0.04) -> None:
+    def __init__(self, split: str, length: int, coding: VolumeCoding | None = None, seed: int = 0, clutter: int = 0,
+                 noise: float = 0.02, heading: float = 90.0, articulation: float = 0.7) -> None:
         if split not in SPLITS:
             raise ValueError(f"split={split!r} must be one of {sorted(SPLITS)}")
-        if length < 1 or clutter < 0 or noise < 0:
-            raise ValueError(f"need length >= 1, clutter >= 0, noise >= 0; got {length}, {clutter}, {noise}")
+        if length < 1 or clutter < 0 or noise < 0 or not 0 <= heading <= 180 or not 0 <= articulation <= 1:
+            raise ValueError("need length >= 1, clutter >= 0, noise >= 0, heading in [0, 180], articulation in "
+                             f"[0, 1]; got {length}, {clutter}, {noise}, {heading}, {articulation}")
         self.split, self.length, self.seed, self.clutter, self.noise = split, length, seed, clutter, noise
+        self.heading, self.articulation = heading, articulation
         self.coding = coding or VolumeCoding(input_size=64, map_size=16, depth_bins=16)
 
     def __len__(self) -> int:
@@ -163,9 +173,9 @@ class SyntheticPoses(Dataset):
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} samples")
         rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
-        body = random_pose(rng)
-        # heading, a little pitch and roll; body (y up, z forward) -> camera (y down, z away from the camera)
-        turn = _rot("y", rng.uniform(0, 360)) @ _rot("x", rng.uniform(-10, 10)) @ _rot("z", rng.uniform(-5, 5))
+        body = random_pose(rng, self.articulation)
+        # heading (0: facing the camera), a little pitch and roll; body (y up, z forward) -> camera (y down, z away)
+        turn = _rot("y", rng.uniform(-self.heading, self.heading)) @ _rot("x", rng.uniform(-10, 10)) @ _rot("z", rng.uniform(-5, 5))
         position = np.array([rng.uniform(-400, 400), rng.uniform(-300, 300), rng.uniform(4000, 6500)])
         joints_cam = body @ turn.T @ np.diag([1.0, -1.0, -1.0]) + position
         focal, principal = np.full(2, rng.uniform(900, 1200)), np.array([500.0, 500.0])
@@ -194,7 +204,7 @@ class SyntheticPose3DDataModule(Pose3DDataModule):
         train_size, val_size, test_size: samples per split (the training split is a pool reshuffled every epoch).
         batch_size, num_workers: per process.
         seed: base seed of the generated data (independent of the training seed).
-        clutter, noise: difficulty.
+        clutter, noise, heading, articulation: difficulty (see :class:`SyntheticPoses`).
     """
 
     drop_last_train = True
@@ -202,14 +212,16 @@ class SyntheticPose3DDataModule(Pose3DDataModule):
 
     def __init__(self, input_size: int = 64, map_size: int = 16, depth_bins: int = 16, depth_range: float = 2000.0,
                  train_size: int = 100_000, val_size: int = 128, test_size: int = 256, batch_size: int = 16,
-                 num_workers: int = 0, seed: int = 0, clutter: int = 6, noise: float = 0.04) -> None:
+                 num_workers: int = 0, seed: int = 0, clutter: int = 0, noise: float = 0.02, heading: float = 90.0,
+                 articulation: float = 0.7) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0:
             raise ValueError(f"need batch_size >= 1 and num_workers >= 0; got {batch_size}, {num_workers}")
         self.save_hyperparameters()
         self.coding = VolumeCoding(input_size, map_size, depth_bins, depth_range)
         self.batch_size, self.num_workers = batch_size, num_workers
-        options = {"coding": self.coding, "seed": seed, "clutter": clutter, "noise": noise}
+        options = {"coding": self.coding, "seed": seed, "clutter": clutter, "noise": noise, "heading": heading,
+                   "articulation": articulation}
         self.splits = {split: SyntheticPoses(split, size, **options)
                        for split, size in (("train", train_size), ("val", val_size), ("test", test_size))}
         self._materialized: dict[str, Dataset] = {}
