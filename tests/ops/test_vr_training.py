@@ -10,8 +10,8 @@ import torch
 
 from sampling_argmax import soft_argmax
 from sampling_argmax.data.synthetic import SyntheticLandmarks
-from sampling_argmax.models import SmallHeatmapNet
 from sampling_argmax.methods import paper_method
+from sampling_argmax.models import SmallHeatmapNet
 
 SIZE, STEPS, BATCH, TRAIN, VAL = 48, 150, 32, 1024, 128
 
@@ -37,7 +37,7 @@ def _train_and_evaluate(method, train, val, seed=0):
         optimizer.step()
     with torch.no_grad():
         pred = soft_argmax(net(val["image"]))
-    return float((pred - val["target"]).norm(dim=-1).mean()) * SmallHeatmapNet.output_stride  # cells -> px
+    return float((pred - val["target"]).norm(dim=-1).mean()) * net.output_stride  # cells -> px
 
 
 @pytest.mark.slow
