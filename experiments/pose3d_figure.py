@@ -91,6 +91,7 @@ def main(argv=None):
         batch = res["batch"]
         truth_cam = batch["joints_cam"][r].numpy()
         error = mpjpe(res["cam"][r : r + 1, :17], truth_cam[None, :17])[0]
+        pixels = np.linalg.norm(res["grid"][r][:17, :2] - batch["target"][r].numpy()[:17, :2], axis=-1).mean()
         image = np.clip(batch["image"][r].numpy().transpose(1, 2, 0) * STD + MEAN, 0, 1)
         size, cells = image.shape[0], res["prob"].shape[-1]
         to_pixels = lambda cell: (cell + 0.5) * size / cells - 0.5  # noqa: E731 (map cells -> crop pixels)
@@ -98,7 +99,9 @@ def main(argv=None):
         ax.imshow(image)
         _skeleton(ax, to_pixels(batch["target"][r].numpy()[:, :2]), "lime", lw=1.5)
         _skeleton(ax, to_pixels(res["grid"][r][:, :2]), "red", lw=1.2)
-        ax.set_title(f"{LABELS.get(method, method)}, sample {args.samples[r]}: MPJPE {error:.0f} mm", fontsize=8)
+        pixels *= size / cells  # map cells -> crop pixels
+        ax.set_title(f"{LABELS.get(method, method)}, sample {args.samples[r]}: MPJPE {error:.0f} mm, 2D {pixels:.1f} px",
+                     fontsize=8)
         ax.set_axis_off()
         ax = fig.add_subplot(len(rows), 4, 4 * i + 2, projection="3d")
         poses = [(pose - pose[0])[:, [0, 2, 1]] * np.array([1, 1, -1]) for pose in (truth_cam, res["cam"][r])]
