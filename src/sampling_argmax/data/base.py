@@ -53,6 +53,7 @@ __all__ = [
     "Batch",
     "LocalizationDataModule",
     "Materialized",
+    "ProceduralSplits",
     "RawInput",
     "without_data_files",
     "input_key",
@@ -129,6 +130,22 @@ class Materialized(Dataset):
 
     def __getitem__(self, index: int):
         return self.items[index]
+
+
+class ProceduralSplits:
+    """Mixin of the data modules whose samples are generated (the synthetic proxies): their ``splits``
+    ``{"train", "val", "test"}`` are datasets of generated samples; training draws them on the fly, validation and
+    test are generated once and kept, so every epoch evaluates the same samples."""
+
+    splits: dict[str, Dataset]
+
+    def dataset(self, split: str) -> Dataset:
+        if split == "train":
+            return self.splits["train"]
+        kept = self.__dict__.setdefault("_kept_splits", {})
+        if split not in kept:
+            kept[split] = Materialized(self.splits[split])
+        return kept[split]
 
 
 def input_key(batch: dict[str, Any]) -> str:

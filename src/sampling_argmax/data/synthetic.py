@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, Materialized, RawInput
+from sampling_argmax.data.base import LocalizationDataModule, ProceduralSplits, RawInput
 
 __all__ = [
     "SyntheticLandmarks",
@@ -360,7 +360,7 @@ def read_raw(source: Path | np.ndarray, name: str, dims: int) -> np.ndarray:
     return array.astype(np.float32)
 
 
-class SyntheticDataModule(LocalizationDataModule):
+class SyntheticDataModule(ProceduralSplits, LocalizationDataModule):
     """Procedural landmarks (2D images), boundaries (1D signals) or landmarks in volumes (3D).
 
     Training samples are drawn on the fly from ``(seed, index)``; validation and test are fixed sets
@@ -419,7 +419,6 @@ class SyntheticDataModule(LocalizationDataModule):
             "val": SyntheticLandmarks("val", val_size, **options),
             "test": SyntheticLandmarks("test", test_size, **options),
         }
-        self._materialized: dict[str, Dataset] = {}
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -428,14 +427,6 @@ class SyntheticDataModule(LocalizationDataModule):
     @property
     def map_shape(self) -> tuple[int, ...]:
         return (self.size // self.splits["test"].stride,) * self.dims
-
-    def dataset(self, split: str) -> Dataset:
-        """Training samples are drawn on the fly; validation and test are generated once and kept."""
-        if split == "train":
-            return self.splits["train"]
-        if split not in self._materialized:
-            self._materialized[split] = Materialized(self.splits[split])
-        return self._materialized[split]
 
 
     # ---------------------------------------------------------------- predict on raw files

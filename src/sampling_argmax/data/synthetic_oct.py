@@ -39,7 +39,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, Materialized
+from sampling_argmax.data.base import LocalizationDataModule, ProceduralSplits
 from sampling_argmax.data.oct import BOUNDARY_NAMES, DEFAULT_PIXEL_UM, NUM_BOUNDARIES, standardize
 
 __all__ = ["render_oct_bscan", "SyntheticOCT", "SyntheticOCTDataModule", "SPLITS"]
@@ -161,7 +161,7 @@ class SyntheticOCT(Dataset):
         }
 
 
-class SyntheticOCTDataModule(LocalizationDataModule):
+class SyntheticOCTDataModule(ProceduralSplits, LocalizationDataModule):
     """The embedded OCT task: procedural B-scans, 9 boundaries per A-scan, evaluated like MSHC (MAD in µm).
 
     Args:
@@ -193,7 +193,6 @@ class SyntheticOCTDataModule(LocalizationDataModule):
         self.splits = {"train": SyntheticOCT("train", train_size, **options),
                        "val": SyntheticOCT("val", val_size, **options),
                        "test": SyntheticOCT("test", test_size, **options)}
-        self._fixed: dict[str, Dataset] = {}
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -206,12 +205,4 @@ class SyntheticOCTDataModule(LocalizationDataModule):
     def references(self, stage: str) -> dict:
         split = "val" if stage in ("val", "validate") else "test"
         return {"split": f"synthetic OCT {split} ({len(self.splits[split])} B-scans)", "boundary_names": BOUNDARY_NAMES}
-
-    def dataset(self, split: str) -> Dataset:
-        """Training B-scans are drawn on the fly; validation and test are generated once and kept."""
-        if split == "train":
-            return self.splits["train"]
-        if split not in self._fixed:
-            self._fixed[split] = Materialized(self.splits[split])
-        return self._fixed[split]
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import Materialized
+from sampling_argmax.data.base import ProceduralSplits
 from sampling_argmax.data.h36m import NUM_JOINTS, Pose3DDataModule, VolumeCoding, pose_sample, project
 from sampling_argmax.data.transforms import apply_affine
 
@@ -193,7 +193,7 @@ class SyntheticPoses(Dataset):
         return sample
 
 
-class SyntheticPose3DDataModule(Pose3DDataModule):
+class SyntheticPose3DDataModule(ProceduralSplits, Pose3DDataModule):
     """Procedural 3D poses (:class:`SyntheticPoses`) on the Human3.6M contract.
 
     Training samples are drawn on the fly; validation and test are fixed sets of other streams.
@@ -224,11 +224,3 @@ class SyntheticPose3DDataModule(Pose3DDataModule):
                    "articulation": articulation}
         self.splits = {split: SyntheticPoses(split, size, **options)
                        for split, size in (("train", train_size), ("val", val_size), ("test", test_size))}
-        self._materialized: dict[str, Dataset] = {}
-
-    def dataset(self, split: str) -> Dataset:
-        if split == "train":
-            return self.splits["train"]
-        if split not in self._materialized:
-            self._materialized[split] = Materialized(self.splits[split])
-        return self._materialized[split]
