@@ -96,3 +96,16 @@ def raw_synthetic(split: str, index: int, size: int = 32, num_keypoints: int = 2
 @pytest.fixture
 def raw_synthetic_image():
     return raw_synthetic
+
+
+@pytest.fixture
+def airplane_sample_args(shared_data, tmp_path):
+    """CLI arguments of a run on the repository's KeypointNet airplane sample (official splits, the clouds present;
+    validated on its 2 official-test clouds), its folder in tmp_path; skips when the sample is absent."""
+    root = shared_data / "keypointnet"
+    if not (root / "airplane-sample" / "pcds").is_dir():
+        pytest.skip("KeypointNet airplane sample absent (see shared/data/README.md)")
+    return ["--data.init_args.data_root", str(root / "airplane-sample"),
+            "--data.init_args.splits_dir", str(root / "splits"), "--data.init_args.missing_clouds", "skip",
+            "--data.init_args.val_split", "test", "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]

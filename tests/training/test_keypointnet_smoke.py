@@ -18,15 +18,8 @@ TINY = ["--model.model.init_args.sa_npoints", "[32, 8]", "--model.model.init_arg
 
 
 @pytest.mark.slow
-def test_one_epoch_on_the_airplane_sample_trains_and_tests(shared_data, tmp_path, one_thread, capsys):
-    root = shared_data / "keypointnet"
-    if not (root / "airplane-sample" / "pcds").is_dir():
-        pytest.skip("KeypointNet airplane sample absent (see shared/data/README.md)")
-    args = ["--config", str(CONFIG), *TINY,
-            "--data.init_args.data_root", str(root / "airplane-sample"),
-            "--data.init_args.splits_dir", str(root / "splits"), "--data.init_args.missing_clouds", "skip",
-            "--data.init_args.val_split", "test", "--trainer.default_root_dir", str(tmp_path),
-            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+def test_one_epoch_on_the_airplane_sample_trains_and_tests(airplane_sample_args, tmp_path, one_thread, capsys):
+    args = ["--config", str(CONFIG), *TINY, *airplane_sample_args]
     main(["fit", *args, "--trainer.max_epochs", "1", "--method", "samp_gau", "--method_args", '{"num_samples": 4}'])
     cli = SamplingArgmaxCLI(args=["test", *args, "--ckpt_path", "last"])
     assert "method samp_gau" in capsys.readouterr().out
@@ -43,7 +36,7 @@ def test_one_epoch_on_the_airplane_sample_trains_and_tests(shared_data, tmp_path
     folder = tmp_path / "clouds"
     folder.mkdir()
     for model_id in test_set.model_ids:
-        source = next((root / "airplane-sample" / "pcds").rglob(f"{model_id}.pcd"))
+        source = next((cli.datamodule.root / "pcds").rglob(f"{model_id}.pcd"))
         (folder / source.name).write_bytes(source.read_bytes())
     main(["predict", "--ckpt_path", str(tmp_path / "checkpoints" / "last.ckpt"), "--input", str(folder),
           "--out", str(tmp_path / "predicted"), "--no_progress"])

@@ -21,15 +21,9 @@ TINY = [BACKBONE + "sa_npoints", "[32, 8]", BACKBONE + "sa_radii", "[[0.1, 0.2],
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["samp_gau", "soft_dr"])
-def test_one_epoch_on_the_airplane_sample_trains_and_scores_das(method, shared_data, tmp_path, one_thread, capsys):
-    root = shared_data / "keypointnet"
-    if not (root / "airplane-sample" / "pcds").is_dir():
-        pytest.skip("KeypointNet airplane sample absent (see shared/data/README.md)")
-    args = ["--config", str(CONFIG), *TINY,
-            "--data.init_args.data_root", str(root / "airplane-sample"),
-            "--data.init_args.splits_dir", str(root / "splits"), "--data.init_args.missing_clouds", "skip",
-            "--data.init_args.val_split", "test", "--trainer.default_root_dir", str(tmp_path),
-            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+def test_one_epoch_on_the_airplane_sample_trains_and_scores_das(method, airplane_sample_args, tmp_path, one_thread,
+                                                                 capsys):
+    args = ["--config", str(CONFIG), *TINY, *airplane_sample_args]
     main(["fit", *args, "--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "1", "--method", method,
           "--method_args", '{"num_samples": 2}' if method == "samp_gau" else "{}"])
     with open(next(tmp_path.glob("logs/version_0/**/metrics.csv"))) as handle:
