@@ -395,7 +395,25 @@ class SoftArgmaxMethod(Method):
         return reg
 
 
-class SamplingArgmaxMethod(Method):
+class _RelaxedSampling(Method):
+    """What the sampling methods share: N_s relaxed samples, the Gumbel-softmax τ schedule and Gumbel form."""
+
+    def __init__(self, num_samples: int, schedule: Schedule | None, gumbel: str, **method_args) -> None:
+        super().__init__(**method_args)
+        self.num_samples = check_num_samples(num_samples)
+        self.schedule = LinearTemperature(start=2.0, end=0.5, slope=3 / 50) if schedule is None else schedule
+        if not callable(self.schedule):
+            raise ValueError(f"schedule must be a temperature schedule (epoch -> τ), e.g. LinearTemperature(), "
+                             f"got {schedule!r}")
+        self.gumbel = check_choice(gumbel, "gumbel", GUMBEL_MODES)
+
+    @property
+    def temperature(self) -> float:
+        """τ of the current epoch."""
+        return float(self.schedule(self.epoch))
+
+
+class SamplingArgmaxMethod(_RelaxedSampling):
     """Sampling-argmax: trained on the expected error E_{y~p}[ℓ1(y_t, y)], read out as soft-argmax.
 
     Args:
@@ -425,24 +443,13 @@ class SamplingArgmaxMethod(Method):
         mass_radius: float | None = None,
         name: str | None = None,
     ) -> None:
-        super().__init__(p=p, confidence=confidence, mass_radius=mass_radius, name=name)
+        super().__init__(num_samples, schedule, gumbel, p=p, confidence=confidence, mass_radius=mass_radius, name=name)
         self.basis = check_choice(basis, "basis", BASES)
-        self.num_samples = check_num_samples(num_samples)
-        self.schedule = LinearTemperature(start=2.0, end=0.5, slope=3 / 50) if schedule is None else schedule
-        if not callable(self.schedule):
-            raise ValueError(f"schedule must be a temperature schedule (epoch -> τ), e.g. LinearTemperature(), "
-                             f"got {schedule!r}")
-        self.gumbel = check_choice(gumbel, "gumbel", GUMBEL_MODES)
         self.sigma = check_optional_positive(sigma, "sigma", "the Gaussian basis width")
         check_authors_options(basis, triangular_reread, gaussian_reweight)
         self.triangular_reread = bool(triangular_reread)
         self.gaussian_reweight = bool(gaussian_reweight)
         self.clipped_gradient = bool(clipped_gradient)
-
-    @property
-    def temperature(self) -> float:
-        """τ of the current epoch."""
-        return float(self.schedule(self.epoch))
 
     def _default_name(self) -> str:
         return "samp_" + {"uniform": "uni", "triangular": "tri", "gaussian": "gau"}[self.basis]
@@ -477,7 +484,7 @@ class SamplingArgmaxMethod(Method):
 
 
 
-class LearnedBasisMethod(Method):
+class LearnedBasisMethod(_RelaxedSampling):
     """Sampling-argmax with learned per-cell laws: the expected-error loss, the mixture-mean read-out.
 
     The model outputs, per keypoint, one logit map and the raw parameters of every cell's law per axis:
@@ -510,17 +517,10 @@ class LearnedBasisMethod(Method):
         mass_radius: float | None = None,
         name: str | None = None,
     ) -> None:
-        super().__init__(p=p, confidence=confidence, mass_radius=mass_radius, name=name)
+        super().__init__(num_samples, schedule, gumbel, p=p, confidence=confidence, mass_radius=mass_radius, name=name)
         self.basis = get_learned_basis(basis) if isinstance(basis, str) else basis
         if not isinstance(self.basis, LearnedBasis):
             raise ValueError(f"basis must be one of {LEARNED_BASES} or a LearnedBasis, got {basis!r}")
-        self.num_samples = check_num_samples(num_samples)
-        self.schedule = LinearTemperature(start=2.0, end=0.5, slope=3 / 50) if schedule is None else schedule
-        self.gumbel = check_choice(gumbel, "gumbel", GUMBEL_MODES)
-
-    @property
-    def temperature(self) -> float:
-        return float(self.schedule(self.epoch))
 
     def output_channels(self, dims: int) -> int:
         """Channels per keypoint the model must output on a ``dims``-dimensional grid: 1 + dims * P."""
