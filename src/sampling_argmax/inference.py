@@ -276,33 +276,12 @@ _COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # tab10, RGB
 
 
-def _display_image(source: Path | np.ndarray) -> np.ndarray | None:
-    """An (H, W, 3) uint8 RGB view of a 2D raw input, or None when it is not an image."""
-    if isinstance(source, np.ndarray):
-        array = source
-    elif source.suffix.lower() == ".npy":
-        array = np.load(source, allow_pickle=False)
-    else:
-        from PIL import Image
-
-        with Image.open(source) as image:
-            return np.asarray(image.convert("RGB"))
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim == 3 and array.shape[-1] == 3 and array.dtype == np.uint8:
-        return array
-    if array.ndim != 2:
-        return None
-    low, high = np.percentile(array, [1, 99])
-    grey = np.clip((array - low) / max(high - low, 1e-6) * 255, 0, 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=-1)
-
-
-def draw_overlay(image: np.ndarray, rows: Sequence[dict], path: Path, min_side: int = 256) -> Path:
+def draw_overlay(image: np.ndarray, rows: Sequence[dict], path: Path, min_side: int = 256,
+                 groups: int | None = None) -> Path:
     """Draw the rows' keypoints (a disc per keypoint, coloured by keypoint index, with its confidence when
-    K <= 8) and boxes over an (H, W, 3) uint8 RGB image; small images are enlarged (nearest) to
-    ``min_side`` first so the markers stay readable. Writes a PNG."""
+    K <= 8; with ``groups``, each of that many equal consecutive runs of keypoints as one line coloured by
+    run) and boxes over an (H, W, 3) uint8 RGB image; small images are enlarged (nearest) to ``min_side``
+    first so the markers stay readable. Writes a PNG."""
     import cv2
 
     scale = max(1, int(np.ceil(min_side / max(image.shape[:2]))))
@@ -318,6 +297,11 @@ def draw_overlay(image: np.ndarray, rows: Sequence[dict], path: Path, min_side: 
             x, y, w, h = row["box"]
             cv2.rectangle(canvas, at(x, y), at(x + w, y + h), (255, 255, 255), max(1, radius // 2))
         points, confidence = row["keypoints"], row["confidence"]
+        if groups:  # e.g. OCT boundaries: one polyline per boundary
+            for g, run in enumerate(np.array_split(np.asarray(points, np.float64)[:, :2], groups)):
+                line = np.array([at(x, y) for x, y in run], np.int32)
+                cv2.polylines(canvas, [line], False, _COLORS[g % len(_COLORS)][::-1], 1, cv2.LINE_AA)
+            continue
         for k, ((x, y, *_), conf) in enumerate(zip(points, confidence)):
             color = _COLORS[k % len(_COLORS)][::-1]
             cv2.circle(canvas, at(x, y), radius, color, -1, cv2.LINE_AA)
@@ -366,17 +350,20 @@ def _draw_plot(inputs: np.ndarray, key: str, to_original: np.ndarray | None, row
 
 
 def draw_rows(pairs: Sequence[tuple[RawInput, dict]], folder: Path, datamodule: LocalizationDataModule) -> list[Path]:
-    """One overlay per input file (all its rows: e.g. every person of an image), ``<file name>.png``.
+    """One overlay per picture (all its rows: e.g. every person box of an image), ``<file name>.png`` (a
+    named part of a file, ``<file>:<part>``, as ``<file>_<part>.png``).
 
     Images are drawn over the original file; signals, volumes and clouds as plots of the prepared input.
     """
     groups: dict[str, tuple[RawInput, list[dict]]] = {}
-    for raw, row in pairs:
-        key = str(raw.source) if isinstance(raw.source, Path) else raw.name
+    for raw, row in pairs:  # the boxes of one image share it; other inputs are pictures of their own
+        key = str(raw.source) if isinstance(raw.source, Path) and (raw.box is not None or raw.name == str(raw.source)) \
+            else raw.name  # e.g. "scan.vol:b3", "testing.txt:12"
         groups.setdefault(key, (raw, []))[1].append(row)
     written, used = [], set()
     for key, (raw, rows) in groups.items():
         base = Path(key).name if isinstance(raw.source, Path) else key.replace("/", "_")
+        base = base.replace(":", "_")
         name, number = f"{base}.png", 1  # the whole file name: a.npy and a.png get a.npy.png and a.png.png
         while name in used:  # the same file name in two folders
             number += 1
@@ -384,9 +371,9 @@ def draw_rows(pairs: Sequence[tuple[RawInput, dict]], folder: Path, datamodule: 
         used.add(name)
         sample = datamodule.prepare(raw)  # read again: drawing is rare, keeping every input would cost memory
         kind = input_key(sample)
-        image = _display_image(raw.source) if kind == "image" else None
+        image = datamodule.display(raw) if kind == "image" else None
         if image is not None:
-            written.append(draw_overlay(image, rows, folder / name))
+            written.append(draw_overlay(image, rows, folder / name, groups=datamodule.keypoint_groups))
         else:
             matrix = sample.get("to_original")
             written.append(_draw_plot(sample[kind].float().numpy(), kind,

@@ -4,7 +4,9 @@ round trip, on the real samples in ../shared/data/oct and on .vol/.mat files wri
 import numpy as np
 import pytest
 import scipy.io as sio
+import torch
 
+from sampling_argmax.data.base import RawInput
 from sampling_argmax.data.oct import (
     MSHC_SPLIT,
     MSHCDataModule,
@@ -16,6 +18,7 @@ from sampling_argmax.data.oct import (
     read_vol,
     write_vol,
 )
+from sampling_argmax.training.module import to_original_coords
 
 STEM = "_spectralis_macula_v1_s1_R"
 
@@ -140,6 +143,54 @@ def test_mshc_module_samples_carry_targets_that_map_back_to_the_truth(tmp_path, 
     assert np.allclose(back.numpy(), truth, atol=1e-4) and bool(batch["target_weight"].all())
     assert float(batch["pixel_um"][0]) == pytest.approx(3.8717, abs=1e-4)
     assert batch["bscan"].tolist() == [0, 1]
+
+
+# ---------------------------------------------------------------------------------------------- predict on raw files
+
+
+def test_a_vol_file_predicts_per_bscan_framed_exactly_as_the_test_split(tmp_path, spectralis):
+    root = write_fixture(tmp_path, spectralis, ["hc01"], num_bscans=2)
+    dm = MSHCDataModule(str(root), width=768, column_step=8, test_subjects=["hc01"])
+    vol = root / "vol" / f"hc01{STEM}.vol"
+    raws = dm.raw_inputs(root / "vol")  # a folder: its .vol stands for its 2 B-scans
+    assert [r.name for r in raws] == [f"{vol}:b0", f"{vol}:b1"] and raws[1].extra == {"bscan": 1}
+    sample = dm.prepare(raws[1])
+    item = dm.dataset("test")[1]
+    assert torch.equal(sample["image"], item["image"])  # bit for bit: what test scores is what predict sees
+    assert sample["pixel_um"] == pytest.approx(3.8717, abs=1e-4)
+    # keypoint b·W' + c: a crop row -> (A-scan column, original row); the targets land on the manual rows
+    assert sample["to_original"].shape == (9 * 96, 3, 2)
+    back = to_original_coords(item["target"][None].double(), sample["to_original"][None])[0].numpy()
+    columns = np.tile(np.arange(0, 768, 8), 9)
+    assert np.array_equal(back[:, 0], columns)
+    assert np.allclose(back[:, 1], spectralis[1][:, ::8].reshape(-1), atol=1e-4)
+    assert dm.keypoint_names[:2] == ["ILM@0", "ILM@8"] and dm.keypoint_names[-1] == "BM@760"
+    # the B-scan as 16-bit grey levels (a Heyex export): the same framing up to the rounding of a few columns'
+    # BM estimate (a whole row)
+    grey = np.round(display_intensity(spectralis[0]) * 65535).astype(np.uint16)
+    from_png = dm.prepare(RawInput(grey, "export"))
+    shift = (from_png["to_original"] - sample["to_original"])[:, 1, 1].abs()
+    assert float(shift.max()) <= 1 and float((shift == 0).double().mean()) > 0.8  # 0.885 measured
+    same = (from_png["image"] - sample["image"]).abs()[0][:, (shift[:96] == 0).numpy()]
+    assert float(same.max()) < 0.01
+    assert dm.display(raws[0]).shape == (496, 768, 3)
+
+
+def test_raw_bscans_that_cannot_be_framed_are_named_with_the_fix(tmp_path, spectralis):
+    root = write_fixture(tmp_path, spectralis, ["hc01"], num_bscans=2)
+    dm = MSHCDataModule(str(root), width=1024, test_subjects=["hc01"])
+    vol = root / "vol" / f"hc01{STEM}.vol"
+    with pytest.raises(ValueError, match=r"b0: 768 A-scans wide, but the model reads B-scans of 1024; resample"):
+        dm.prepare(dm.raw_inputs(vol)[0])
+    with pytest.raises(ValueError, match=r"the volume holds 2 B-scans; give the file to `predict --input`"):
+        dm.prepare(RawInput(vol, str(vol)))
+    broken = tmp_path / "broken.vol"
+    broken.write_bytes(vol.read_bytes()[:100_000])
+    (raw,) = dm.raw_inputs(broken)  # unreadable: one input that fails on its own row
+    with pytest.raises(ValueError, match=r"broken\.vol: not a readable Heidelberg"):
+        dm.prepare(raw)
+    with pytest.raises(ValueError, match=r"colour: expected a 2D array"):
+        dm.prepare(RawInput(np.zeros((4, 4, 3), np.float32), "colour"))
 
 
 # ---------------------------------------------------------------------------------------------- bad files

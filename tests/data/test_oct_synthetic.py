@@ -2,8 +2,11 @@
 
 import numpy as np
 import pytest
+import torch
 
-from sampling_argmax.data.synthetic_oct import SyntheticOCT, SyntheticOCTDataModule, render_oct_bscan
+from sampling_argmax.data.base import RawInput
+from sampling_argmax.data.synthetic_oct import SPLITS, SyntheticOCT, SyntheticOCTDataModule, render_oct_bscan
+from sampling_argmax.training.module import to_original_coords
 
 
 def test_boundaries_are_ordered_smooth_and_retina_thickness_is_realistic():
@@ -47,3 +50,17 @@ def test_samples_are_deterministic_and_follow_the_oct_batch_layout():
     dm = SyntheticOCTDataModule(width=32, val_size=4, test_size=4, batch_size=2)
     assert dm.num_keypoints == 288 and dm.input_shape == (1, 128, 32) and dm.map_shape == (128,)
     assert next(iter(dm.test_dataloader()))["row_offset"].shape == (2, 32)
+
+
+def test_a_rendered_bscan_is_framed_for_predict_as_the_test_split_frames_it(tmp_path):
+    dm = SyntheticOCTDataModule(width=16, test_size=2)
+    image, truth = render_oct_bscan(np.random.default_rng([0, SPLITS["test"], 1]), 128, 16)
+    np.save(tmp_path / "scan.npy", image)
+    (raw,) = dm.raw_inputs(tmp_path / "scan.npy")
+    sample, item = dm.prepare(raw), dm.splits["test"][1]
+    assert torch.equal(sample["image"], item["image"])
+    back = to_original_coords(item["target"][None].double(), sample["to_original"][None])[0].numpy()
+    assert np.array_equal(back[:, 0], np.tile(np.arange(16), 9))  # (A-scan column, row): crops are the originals
+    assert np.allclose(back[:, 1], np.where(item["target_weight"].numpy() > 0, truth.reshape(-1), 0), atol=1e-4)
+    with pytest.raises(ValueError, match=r"scan: shape \(128, 20\), but the model reads flattened crops of \(128, 16\)"):
+        dm.prepare(RawInput(np.zeros((128, 20), np.float32), "scan"))

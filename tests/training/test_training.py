@@ -38,6 +38,14 @@ def test_to_original_coords_applies_each_samples_affine():
         to_original_coords(pred, torch.eye(4).expand(2, 4, 4))
 
 
+def test_to_original_coords_applies_each_keypoints_map_into_more_dimensions():
+    rows = torch.tensor([[[3.0], [5.0]]])  # two 1D keypoints (OCT: crop rows of A-scans 0 and 8)
+    maps = torch.tensor([[[[0.0, 0.0], [1.0, 10.0], [0.0, 1.0]], [[0.0, 8.0], [1.0, -2.0], [0.0, 1.0]]]])
+    assert torch.equal(to_original_coords(rows, maps), torch.tensor([[[0.0, 13.0], [8.0, 3.0]]]))
+    with pytest.raises(ValueError, match=r"\(B, 2, out\+1, 2\) per keypoint"):
+        to_original_coords(rows, maps[:, :1])
+
+
 def test_flip_average_mirrors_back_and_swaps_pairs():
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 5, 6)

@@ -200,6 +200,9 @@ class LocalizationDataModule(L.LightningDataModule):
     predict_suffixes: tuple[str, ...] = ()
     #: Optional keypoint names for output columns (``left_eye_x``); None = ``kp0``, ``kp1``, ...
     keypoint_names: Sequence[str] | None = None
+    #: Keypoints that come as this many equal consecutive runs (OCT: 9 boundaries x W A-scans); overlays
+    #: draw each run as one coloured line. None = separate keypoints.
+    keypoint_groups: int | None = None
 
     # ---------------------------------------------------------------- what the training module checks
 
@@ -246,7 +249,8 @@ class LocalizationDataModule(L.LightningDataModule):
         """Frame one raw input as the task's evaluation does, without labels.
 
         Returns the model input under its key of :data:`INPUT_KEYS` (``(C, *spatial)`` or ``(N, d)`` float32
-        tensor, the same shape as ``input_shape``), ``"to_original"`` ((dims+1, dims+1) float64 tensor, map
+        tensor, the same shape as ``input_shape``), ``"to_original"`` ((dims+1, dims+1) float64 tensor, or
+        (K, out+1, dims+1) per keypoint, map
         units -> the file's pixels or object units) and optionally what the framing used (e.g. ``"box"``).
         Raises ``ValueError``/``OSError`` naming ``raw.name`` for an input that cannot be read.
         """
@@ -255,6 +259,28 @@ class LocalizationDataModule(L.LightningDataModule):
             "'Predicting on raw files'), or use `sampling-argmax predict --ckpt_path X` without --input to predict "
             "the task's test split"
         )
+
+    def display(self, raw: RawInput) -> np.ndarray | None:
+        """An (H, W, 3) uint8 RGB picture of a 2D raw input in the predicted keypoints' coordinates, for
+        ``predict --draw``; None = draw a plot of the prepared input instead. Default: the file or array
+        itself (an image file, an RGB array, or a grey (H, W) array / ``.npy`` stretched to its 1-99 %
+        percentiles)."""
+        source = raw.source
+        if isinstance(source, Path) and source.suffix.lower() != ".npy":
+            from PIL import Image
+
+            with Image.open(source) as image:
+                return np.asarray(image.convert("RGB"))
+        array = np.asarray(np.load(source, allow_pickle=False) if isinstance(source, Path) else source)
+        if array.ndim == 3 and array.shape[0] == 1:
+            array = array[0]
+        if array.ndim == 3 and array.shape[-1] == 3 and array.dtype == np.uint8:
+            return array
+        if array.ndim != 2:
+            return None
+        low, high = np.percentile(array, [1, 99])
+        grey = np.clip((array - low) / max(high - low, 1e-6) * 255, 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
 
     # ---------------------------------------------------------------- helpers for subclasses
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,8 @@ from scipy import ndimage
 from scipy.interpolate import CubicSpline
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule
+from sampling_argmax.data.base import LocalizationDataModule, RawInput
+from sampling_argmax.data.synthetic import IMAGE_SUFFIXES, read_raw
 
 __all__ = [
     "BOUNDARY_NAMES",
@@ -70,6 +72,8 @@ __all__ = [
     "OCTBScans",
     "MSHCDataModule",
     "find_mshc_pairs",
+    "frame_bscan",
+    "BScanPredict",
 ]
 
 BOUNDARY_NAMES = ("ILM", "RNFL-GCL", "IPL-INL", "INL-OPL", "OPL-ONL", "ELM", "IS-OS", "OS-RPE", "BM")
@@ -443,6 +447,19 @@ def find_mshc_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
     return pairs
 
 
+def frame_bscan(image: np.ndarray, pixel_um: float, rows: int, bottom_margin_um: float,
+                column_step: int) -> tuple[np.ndarray, FlatCrop, slice]:
+    """The model input of one B-scan of display intensities, as every MSHC split and ``predict`` frame it.
+
+    Returns the standardized flattened crop of the kept columns, (rows, W') float16 (the datasets' storage
+    precision, so a predicted file scores exactly as the same B-scan in ``test``), the :class:`FlatCrop`
+    (all columns) and the column slice.
+    """
+    columns = slice(None, None, column_step)
+    flat = flatten_crop(image, pixel_um, rows, bottom_margin_um)
+    return standardize(flat.image[:, columns]).astype(np.float16), flat, columns
+
+
 def prepare_volume(vol_path: Path, mat_path: Path, rows: int, bottom_margin_um: float, column_step: int,
                    width: int | None) -> tuple[np.ndarray, ...]:
     """Read, flatten and crop one volume's labeled B-scans -> (images, crop_rows, truth, offsets, pixel_um, bscans)."""
@@ -455,11 +472,11 @@ def prepare_volume(vol_path: Path, mat_path: Path, rows: int, bottom_margin_um: 
     labeled = np.where(np.isfinite(truth).any(axis=(1, 2)))[0]
     if labeled.size == 0:
         raise ValueError(f"{mat_path}: no B-scan is delineated")
-    columns = slice(None, None, column_step)
     images, crops, truths, offsets = [], [], [], []
     for i in labeled:
-        flat = flatten_crop(display_intensity(scan.bscans[i]), scan.pixel_um, rows, bottom_margin_um)
-        images.append(standardize(flat.image[:, columns]).astype(np.float16))
+        image, flat, columns = frame_bscan(display_intensity(scan.bscans[i]), scan.pixel_um, rows,
+                                           bottom_margin_um, column_step)
+        images.append(image)
         crops.append(flat.to_crop(truth[i])[:, columns])
         truths.append(truth[i][:, columns])
         offsets.append(flat.row_offset[columns])
@@ -467,7 +484,99 @@ def prepare_volume(vol_path: Path, mat_path: Path, rows: int, bottom_margin_um: 
             np.full(labeled.size, scan.pixel_um), labeled)
 
 
-class MSHCDataModule(LocalizationDataModule):
+# ---------------------------------------------------------------------------------------------- predict on raw files
+
+
+@lru_cache(maxsize=2)
+def _read_vol_once(path: Path, mtime_ns: int) -> VolScan:  # a volume's B-scans are framed one by one
+    return read_vol(path)
+
+
+class BScanPredict:
+    """``predict --input`` for the OCT data modules (mixed in): B-scans in, boundary rows out.
+
+    Inputs: a Heyex ``.vol`` (one row per B-scan, named ``<file>:b<i>``, with its header's pixel size), a grey
+    image file (display scale, as Heyex exports B-scans; 8 or 16 bit) or a ``.npy``/array (H, W) of display
+    intensities in [0, 1] (pixel size: the module's default). The framing is the evaluation's; keypoint
+    ``b·W' + c`` (names ``<boundary>@<A-scan>``) comes back as (A-scan column, row) of the original B-scan.
+    Subclasses set ``rows``, ``width``, ``column_step``, ``bottom_margin_um`` and ``flatten`` (False: inputs
+    are already flattened crops of ``rows`` x ``width``, as the synthetic task renders them).
+    """
+
+    predict_suffixes = (".vol", ".npy", *IMAGE_SUFFIXES)
+    keypoint_groups = NUM_BOUNDARIES
+    flatten = True
+    column_step = 1
+    bottom_margin_um = 60.0
+    pixel_um = DEFAULT_PIXEL_UM
+
+    @property
+    def keypoint_names(self) -> list[str]:
+        return [f"{name}@{c}" for name in BOUNDARY_NAMES for c in range(0, self.width, self.column_step)]
+
+    def raw_inputs(self, path: Path, boxes: Path | None = None) -> list[RawInput]:
+        raws = super().raw_inputs(path, boxes)
+        return [one for raw in raws for one in self._bscans(raw)]
+
+    def _bscans(self, raw: RawInput) -> list[RawInput]:
+        """A .vol stands for its B-scans; an unreadable one stays one input, which fails on its own row."""
+        if not (isinstance(raw.source, Path) and raw.source.suffix.lower() == ".vol"):
+            return [raw]
+        try:
+            count = self._volume(raw.source).bscans.shape[0]
+        except (OSError, ValueError):
+            return [raw]
+        return [RawInput(raw.source, f"{raw.name}:b{i}", extra={"bscan": i}) for i in range(count)]
+
+    @staticmethod
+    def _volume(path: Path) -> VolScan:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such .vol file")
+        return _read_vol_once(path.resolve(), path.stat().st_mtime_ns)
+
+    def _display(self, raw: RawInput) -> tuple[np.ndarray, float]:
+        """(H, W) display intensities of one raw B-scan and its axial pixel size (µm)."""
+        if isinstance(raw.source, Path) and raw.source.suffix.lower() == ".vol":
+            scan = self._volume(raw.source)
+            bscan = raw.extra.get("bscan", 0 if scan.bscans.shape[0] == 1 else None)
+            if bscan is None:
+                raise ValueError(f"{raw.name}: the volume holds {scan.bscans.shape[0]} B-scans; give the file to "
+                                 "`predict --input` or Predictor.inputs(), which make one input per B-scan")
+            return display_intensity(scan.bscans[bscan]), scan.pixel_um
+        image = read_raw(raw.source, raw.name, 2)  # image files: grey levels scaled to [0, 1]
+        if isinstance(raw.source, np.ndarray) and raw.source.dtype in (np.uint8, np.uint16):
+            image = image / np.float32(np.iinfo(raw.source.dtype).max)  # as an image file of that depth
+        return image, self.pixel_um
+
+    def display(self, raw: RawInput) -> np.ndarray:
+        image, _ = self._display(raw)
+        grey = np.clip(np.asarray(image, np.float64) * 255, 0, 255).round().astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+
+    def prepare(self, raw: RawInput) -> dict:
+        image, pixel_um = self._display(raw)
+        columns = np.arange(0, self.width, self.column_step)
+        if self.flatten:
+            if image.shape[1] != self.width:
+                raise ValueError(f"{raw.name}: {image.shape[1]} A-scans wide, but the model reads B-scans of "
+                                 f"{self.width}; resample it to {self.width} A-scans")
+            crop, flat, kept = frame_bscan(image, pixel_um, self.rows, self.bottom_margin_um, self.column_step)
+            offset = flat.row_offset[kept]
+        else:
+            if image.shape != (self.rows, self.width):
+                raise ValueError(f"{raw.name}: shape {image.shape}, but the model reads flattened crops of "
+                                 f"{(self.rows, self.width)}; crop or resize it")
+            crop, offset = standardize(image), np.zeros(self.width)
+        matrix = np.zeros((NUM_BOUNDARIES, len(columns), 3, 2))  # crop row -> (column, original row)
+        matrix[..., 0, 1] = columns
+        matrix[..., 1, 0] = 1.0
+        matrix[..., 1, 1] = offset
+        matrix[..., 2, 1] = 1.0
+        return {"image": torch.from_numpy(crop.astype(np.float32))[None],
+                "to_original": torch.from_numpy(matrix.reshape(-1, 3, 2)), "pixel_um": pixel_um}
+
+
+class MSHCDataModule(BScanPredict, LocalizationDataModule):
     """MSHC (35 Spectralis macular volumes, He et al. 2019) in its official layout and split.
 
     Args:

@@ -40,7 +40,7 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from sampling_argmax.data.base import LocalizationDataModule, ProceduralSplits
-from sampling_argmax.data.oct import BOUNDARY_NAMES, DEFAULT_PIXEL_UM, NUM_BOUNDARIES, standardize
+from sampling_argmax.data.oct import BOUNDARY_NAMES, DEFAULT_PIXEL_UM, NUM_BOUNDARIES, BScanPredict, standardize
 
 __all__ = ["render_oct_bscan", "SyntheticOCT", "SyntheticOCTDataModule", "SPLITS"]
 
@@ -161,7 +161,7 @@ class SyntheticOCT(Dataset):
         }
 
 
-class SyntheticOCTDataModule(ProceduralSplits, LocalizationDataModule):
+class SyntheticOCTDataModule(BScanPredict, ProceduralSplits, LocalizationDataModule):
     """The embedded OCT task: procedural B-scans, 9 boundaries per A-scan, evaluated like MSHC (MAD in µm).
 
     Args:
@@ -176,7 +176,7 @@ class SyntheticOCTDataModule(ProceduralSplits, LocalizationDataModule):
     drop_last_train = True
 
     flip_pairs = None  # a mirror permutes the columns (keypoints): no flip test
-    keypoint_names = None
+    flatten = False  # predict: its B-scans are already flattened crops (BScanPredict)
 
     def __init__(self, rows: int = 128, width: int = 64, train_size: int = 4096, val_size: int = 64,
                  test_size: int = 64, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
@@ -186,7 +186,7 @@ class SyntheticOCTDataModule(ProceduralSplits, LocalizationDataModule):
             raise ValueError(f"need batch_size >= 1 and num_workers >= 0; got {batch_size}, {num_workers}")
         self.save_hyperparameters()
         self.task = "synthetic_oct"
-        self.rows, self.width = rows, width
+        self.rows, self.width, self.pixel_um = rows, width, pixel_um
         self.num_keypoints = NUM_BOUNDARIES * width
         self.batch_size, self.num_workers = batch_size, num_workers
         options = {"rows": rows, "width": width, "seed": seed, "pixel_um": pixel_um, "speckle": speckle}

@@ -50,17 +50,27 @@ class DivergedError(FloatingPointError):
 
 
 def to_original_coords(pred_grid: Tensor, to_original: Tensor | None) -> Tensor:
-    """Map (B, K, dims) map coordinates through per-sample homogeneous (B, dims+1, dims+1) matrices."""
+    """Map (B, K, dims) map coordinates to original units through homogeneous matrices.
+
+    ``to_original``: (B, dims+1, dims+1) per sample, or (B, K, out+1, dims+1) per keypoint (a keypoint's own
+    affine map into ``out`` original dimensions, e.g. OCT: crop row of A-scan c -> (column, original row)).
+    Returns (B, K, dims) or (B, K, out).
+    """
     if to_original is None:
         return pred_grid
     dims = pred_grid.shape[-1]
-    if to_original.shape[-2:] != (dims + 1, dims + 1):
+    per_sample = to_original.dim() == 3 and to_original.shape[-2:] == (dims + 1, dims + 1)
+    per_keypoint = to_original.dim() == 4 and to_original.shape[1] == pred_grid.shape[1] and \
+        to_original.shape[-1] == dims + 1 and to_original.shape[-2] >= 2
+    if not (per_sample or per_keypoint):
         raise ValueError(
             f"batch['to_original'] has shape {tuple(to_original.shape)}; it must be (B, {dims + 1}, {dims + 1}) "
-            f"for {dims}D coordinates"
+            f"per sample or (B, {pred_grid.shape[1]}, out+1, {dims + 1}) per keypoint for {dims}D coordinates"
         )
     matrix = to_original.to(torch.float64)  # the contract's precision: original pixels can be large
-    out = pred_grid.to(torch.float64) @ matrix[:, :dims, :dims].transpose(1, 2) + matrix[:, None, :dims, dims]
+    if per_sample:
+        matrix = matrix[:, None]
+    out = (matrix[..., :-1, :dims] @ pred_grid.to(torch.float64)[..., None])[..., 0] + matrix[..., :-1, dims]
     return out.to(pred_grid.dtype)
 
 
