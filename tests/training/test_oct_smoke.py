@@ -29,7 +29,8 @@ def write_mshc_fixture(root: Path, folder: Path) -> Path:
     return root
 
 
-def test_mshc_config_fits_one_epoch_and_tests_in_micrometres(tmp_path, shared_data, one_thread, capsys):
+def test_mshc_config_fits_tests_in_micrometres_and_predicts_a_vol_as_test_scores_it(tmp_path, shared_data, one_thread,
+                                                                                    capsys):
     data = write_mshc_fixture(tmp_path / "mshc", shared_data / "oct" / "spectralis-circular-scan")
     args = ["--config", str(CONFIG), "--data.init_args.data_root", str(data), "--data.init_args.width", "768",
             "--data.init_args.column_step", "8", "--data.init_args.train_subjects", "[hc10]",
@@ -46,30 +47,21 @@ def test_mshc_config_fits_one_epoch_and_tests_in_micrometres(tmp_path, shared_da
     table = next((tmp_path / "run").rglob("oct_test_boundaries.md")).read_text()
     assert table.count("\n") == 12 and "| BM |" in table
 
-
-def test_mshc_checkpoint_predicts_a_vol_as_test_scores_it(tmp_path, shared_data, one_thread, capsys):
-    data = write_mshc_fixture(tmp_path / "mshc", shared_data / "oct" / "spectralis-circular-scan")
-    args = ["--config", str(CONFIG), "--data.init_args.data_root", str(data), "--data.init_args.width", "768",
-            "--data.init_args.column_step", "16", "--data.init_args.train_subjects", "[hc10]",
-            "--data.init_args.val_subjects", "[hc09]", "--data.init_args.test_subjects", "[hc01]",
-            "--model.model.init_args.width", "4", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
-            "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
-            "--trainer.default_root_dir", str(tmp_path / "run")]
-    main(["fit", *args])
-    ckpt = next((tmp_path / "run").rglob("last.ckpt"))
-    scored = SamplingArgmaxCLI(args=["test", *args, "--trainer.logger", "false", "--ckpt_path", str(ckpt)]).model.last_outputs
+    # the test subject's .vol through `predict --input`: the rows the evaluator scored, drawn as lines
+    scored, ckpt = cli.model.last_outputs, next((tmp_path / "run").rglob("last.ckpt"))
     vol = data / "vol" / f"hc01{STEM}.vol"
     out = tmp_path / "out"
     main(["predict", "--ckpt_path", str(ckpt), "--input", str(vol), "--out", str(out), "--draw", "--no_progress"])
     (row,) = json.loads((out / "predictions.json").read_text())
     assert row["input"] == f"{vol}:b0" and row["bscan"] == 0
-    points = np.asarray(row["keypoints"])  # (9 * 48, 2): (A-scan column, original row) per boundary and column
-    assert np.array_equal(points[:, 0], np.tile(np.arange(0, 768, 16), 9))
-    rows = scored["pred_grid"][0, :, 0].reshape(9, 48) + scored["row_offset"][0][None]  # what the evaluator scores
-    np.testing.assert_allclose(points[:, 1].reshape(9, 48), rows, atol=1e-4)
-    assert (out / "predictions.csv").read_text().startswith("input,method,checkpoint_sha256,bscan,pixel_um,ILM@0_x,ILM@0_y,ILM@0_confidence,ILM@16_x")
+    points = np.asarray(row["keypoints"])  # (9 * 96, 2): (A-scan column, original row) per boundary and column
+    assert np.array_equal(points[:, 0], np.tile(np.arange(0, 768, 8), 9))
+    rows = scored["pred_grid"][0, :, 0].reshape(9, 96) + scored["row_offset"][0][None]  # what the evaluator scores
+    np.testing.assert_allclose(points[:, 1].reshape(9, 96), rows, atol=1e-4)
+    assert (out / "predictions.csv").read_text().startswith(
+        "input,method,checkpoint_sha256,bscan,pixel_um,ILM@0_x,ILM@0_y,ILM@0_confidence,ILM@8_x")
     overlay = np.asarray(Image.open(out / "overlays" / f"{vol.name}_b0.png").convert("RGB"))
     assert overlay.shape == (496, 768, 3)
-    bm = np.round(points[-48:]).astype(int)  # the last boundary (BM) is drawn in the 9th tab10 colour
+    bm = np.round(points[-96:]).astype(int)  # the last boundary (BM) is drawn in the 9th tab10 colour
     hits = [np.abs(overlay[y, x].astype(int) - (188, 189, 34)).max() <= 40 for x, y in bm if 0 <= y < 496]
     assert np.mean(hits) > 0.5
