@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sampling_argmax.training.report import load_trained
+from sampling_argmax.training.trained import load_trained
 
 ORDER = ("soft", "soft_vr", "soft_dr", "samp_uni", "samp_tri", "samp_gau")
 

@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from sampling_argmax.bases import get_basis  # noqa: E402
 from sampling_argmax.methods import LearnedBasisMethod  # noqa: E402
-from sampling_argmax.training.report import load_trained  # noqa: E402
+from sampling_argmax.training.trained import load_trained  # noqa: E402
 
 NUM_IMAGES, KEYPOINT, SEED = 4, 0, "seed0"
 

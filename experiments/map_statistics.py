@@ -32,7 +32,8 @@ import torch
 
 from sampling_argmax.functional import grid_variance, peak_confidence
 from sampling_argmax.methods import METHODS
-from sampling_argmax.training.report import calibration_points, load_trained, plot_calibration
+from sampling_argmax.training.report import calibration_points, plot_calibration
+from sampling_argmax.training.trained import load_trained
 
 METRICS = ("error", "peak", "spread", "snap")
 

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
+from sampling_argmax.codecs.base import to_original_coords
 from sampling_argmax.data.h36m import BONES, JOINT_NAMES
 from sampling_argmax.metrics.pose3d import back_project, mpjpe, pa_mpjpe
-from sampling_argmax.training.module import to_original_coords
-from sampling_argmax.training.report import load_trained
+from sampling_argmax.training.trained import load_trained
 
 LABELS = {"soft": "Soft", "soft_vr": "Soft w/ V.R.", "soft_dr": "Soft w/ D.R.", "samp_uni": "Samp. Uni.",
           "samp_tri": "Samp. Tri.", "samp_gau": "Samp. Gau."}

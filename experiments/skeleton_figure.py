@@ -25,7 +25,7 @@ import torch
 
 from sampling_argmax.data.synthetic_points import KEYPOINT_NAMES
 from sampling_argmax.metrics.das import nearest_semantic_ids, normalize_min_max
-from sampling_argmax.training.report import load_trained
+from sampling_argmax.training.trained import load_trained
 
 ORDER = ("soft", "soft_vr", "soft_dr", "samp_gau")
 

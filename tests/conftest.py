@@ -1,10 +1,12 @@
-"""Shared test fixtures: the real data samples in ../shared/data (see its README.md)."""
+"""Shared test fixtures: the real data samples in ../shared/data (see its README.md), and checkpoints trained once
+per session for the inference tests (test_inference.py, test_export.py) and the point-set smoke tests."""
 
 import logging
 import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,3 +47,108 @@ def quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+# ---------------------------------------------------------------------------------------------- trained runs
+#: A tiny synthetic 2D run: 32 x 32 images, 2 landmarks, a 4-channel SmallHeatmapNet, one short epoch.
+SYNTHETIC_TINY = [
+    "--data.init_args.num_keypoints", "2", "--model.model.init_args.num_keypoints", "2",
+    "--data.init_args.size", "32", "--data.init_args.train_size", "48", "--data.init_args.val_size", "4",
+    "--data.init_args.test_size", "7", "--data.init_args.batch_size", "8",
+    "--model.model.init_args.width", "4", "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1",
+    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+]
+
+#: A tiny MTFL run: ResNet-18 + 3 deconvolutions of 16 channels, 64 x 64 input, 16 x 16 maps.
+MTFL_TINY = [
+    "--model.model.class_path", "sampling_argmax.models.ResNetDeconv",
+    "--model.model.init_args.depth", "18", "--model.model.init_args.num_keypoints", "5",
+    "--model.model.init_args.deconv_channels", "16", "--model.model.init_args.num_deconv", "3",
+    "--model.model.init_args.in_channels", "3", "--method", "samp_gau",
+    "--model.evaluator", "sampling_argmax.metrics.landmarks.LandmarkEvaluator",
+    "--data.class_path", "sampling_argmax.data.mtfl.MTFLDataModule",
+    "--data.init_args.input_size", "64", "--data.init_args.heatmap_size", "16",
+    "--data.init_args.batch_size", "8", "--data.init_args.num_workers", "0", "--data.init_args.val_size", "8",
+    "--trainer.accelerator", "cpu", "--trainer.logger", "false",
+    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+]
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory):
+    """(run folder, last.ckpt) of a tiny synthetic 2D samp_tri model trained for 6 steps."""
+    from sampling_argmax.cli import main
+
+    root = tmp_path_factory.mktemp("synthetic_run")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main(["fit", *SYNTHETIC_TINY, "--trainer.logger", "false", "--trainer.default_root_dir", str(root)])
+    torch.set_num_threads(threads)
+    return root, root / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def mtfl_run(shared_data, tmp_path_factory):
+    """(MTFL folder of 40 real faces, run folder, last.ckpt): two training steps, enough to have real weights."""
+    from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
+
+    source = shared_data / "MTFL"
+    if not (source / "training.txt").is_file():
+        pytest.skip(f"MTFL sample absent: {source / 'training.txt'} not found (see shared/data/README.md)")
+    data = tmp_path_factory.mktemp("mtfl_data")
+    for folder in ("lfw_5590", "net_7876"):
+        (data / folder).symlink_to(source / folder, target_is_directory=True)
+    lines = (source / "training.txt").read_bytes().splitlines()
+    (data / "training.txt").write_bytes(b"\r\n".join(lines[:20] + lines[-20:]) + b"\r\n")
+    root = tmp_path_factory.mktemp("mtfl_run")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        SamplingArgmaxCLI(args=["fit", *MTFL_TINY, "--data.init_args.data_root", str(data),
+                                "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "1",
+                                "--trainer.limit_val_batches", "0", "--data.init_args.train_samples_per_epoch", "16"])
+    torch.set_num_threads(threads)
+    return data, root, root / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def synthetic_args():
+    """The command-line arguments of the tiny synthetic run (for `test`/`predict` of its checkpoint)."""
+    return list(SYNTHETIC_TINY)
+
+
+@pytest.fixture(scope="session")
+def mtfl_args():
+    """The command-line arguments of the tiny MTFL run (add --data.init_args.data_root)."""
+    return list(MTFL_TINY)
+
+
+def raw_synthetic(split: str, index: int, size: int = 32, num_keypoints: int = 2) -> np.ndarray:
+    """The renderer's image (about [0, 1]) of a split's sample, as a user would save it."""
+    from sampling_argmax.data.synthetic import SyntheticLandmarks
+
+    sample = SyntheticLandmarks(split, index + 1, dims=2, num_keypoints=num_keypoints, size=size)[index]
+    return sample["image"][0].numpy() * 0.25 + 0.5
+
+
+@pytest.fixture
+def raw_synthetic_image():
+    return raw_synthetic
+
+
+@pytest.fixture
+def airplane_sample_args(shared_data, tmp_path):
+    """CLI arguments of a run on the repository's KeypointNet airplane sample (official splits, the clouds present;
+    validated on its 2 official-test clouds), its folder in tmp_path; skips when the sample is absent."""
+    root = shared_data / "keypointnet"
+    if not (root / "airplane-sample" / "pcds").is_dir():
+        pytest.skip("KeypointNet airplane sample absent (see shared/data/README.md)")
+    return ["--data.init_args.data_root", str(root / "airplane-sample"),
+            "--data.init_args.splits_dir", str(root / "splits"), "--data.init_args.missing_clouds", "skip",
+            "--data.init_args.val_split", "test", "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
-import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,11 +27,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sampling_argmax.data.base import INPUT_KEYS, LocalizationDataModule, RawInput, input_key, without_data_files
-from sampling_argmax.training.module import to_original_coords
-from sampling_argmax.training.report import load_trained
+from sampling_argmax._io import file_sha256, write_rows
+from sampling_argmax.data.base import (
+    INPUT_KEYS,
+    LocalizationDataModule,
+    RawInput,
+    input_key,
+    without_data_files,
+)
+from sampling_argmax.training.trained import load_trained
 
-__all__ = ["Prediction", "Predictor", "PredictFailures", "file_sha256", "write_rows", "draw_overlay", "predict_main"]
+__all__ = ["Prediction", "Predictor", "PredictFailures", "draw_overlay", "predict_main"]
 
 
 class Prediction(NamedTuple):
@@ -45,15 +49,6 @@ class Prediction(NamedTuple):
 
 class PredictFailures(ValueError):
     """Some inputs could not be predicted; the others were written. The message lists each failure."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file (rows say which exact weights produced them)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _as_raw(item: Any, number: int) -> RawInput:
@@ -200,15 +195,10 @@ class Predictor:
         The same calls as the training module's evaluation step, so a file predicts what ``test`` scores.
         """
 
-        logits = self.module.evaluation_logits({key: inputs}, self.datamodule)
-        points = inputs if key == "points" else None
-        pred_grid = self.module.method.predict(logits, points).float()
-        if not bool(torch.isfinite(pred_grid).all()):
-            raise FloatingPointError("the model gave non-finite predictions: the checkpoint's weights are broken")
-        matrix = None if to_original is None else to_original.to(self.device)
-        pred = to_original_coords(pred_grid.double(), matrix)
-        confidence = self.module.method.confidence(logits, points).float()
-        return pred.cpu().numpy(), confidence.cpu().numpy()
+        batch = {key: inputs} if to_original is None else {key: inputs, "to_original": to_original}
+        out = self.module.read_out(batch, self.datamodule)
+        pred = out.pred_grid.double() if out.pred is None else out.pred
+        return pred.cpu().numpy(), out.confidence.cpu().numpy()
 
     def __call__(self, inputs: Any) -> Prediction:
         """Predict one input or a list of them: paths (images, point-cloud files, ...) or arrays in the task's
@@ -244,32 +234,6 @@ def _plain(value: Any) -> Any:
 
 
 # -------------------------------------------------------------------------------------------------- files
-
-
-def write_rows(rows: Sequence[dict], out: Path, keypoint_names: Sequence[str]) -> list[Path]:
-    """``predictions.json`` (a list of the rows) and ``predictions.csv`` (one line a row, flat columns:
-    ``input, method, checkpoint_sha256``, the task's extras, then ``<name>_x, <name>_y[, <name>_z],
-    <name>_confidence`` per keypoint)."""
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, csv_path = out / "predictions.json", out / "predictions.csv"
-    json_path.write_text(json.dumps(list(rows), indent=1) + "\n")
-    fixed = ("input", "keypoints", "confidence", "method", "checkpoint_sha256")
-    extras = list(dict.fromkeys(k for row in rows for k in row if k not in fixed))
-    dims = len(rows[0]["keypoints"][0]) if rows else 2
-    axes = "xyz"[:dims] if dims <= 3 else [f"d{a}" for a in range(dims)]
-    columns = ["input", "method", "checkpoint_sha256", *extras]
-    columns += [f"{name}_{part}" for name in keypoint_names for part in (*axes, "confidence")]
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for row in rows:
-            cells = [row["input"], row["method"], row["checkpoint_sha256"]]
-            cells += [" ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
-                      for v in (row.get(k) for k in extras)]
-            for point, confidence in zip(row["keypoints"], row["confidence"]):
-                cells += [f"{v:.6f}" for v in point] + [f"{confidence:.6f}"]
-            writer.writerow(cells)
-    return [json_path, csv_path]
 
 
 _COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
+from sampling_argmax.codecs.affine import apply_affine
 from sampling_argmax.data.coco import (
     COCO_FLIP_PAIRS,
     COCODataModule,
@@ -16,7 +16,6 @@ from sampling_argmax.data.coco import (
     load_detection_records,
     load_person_records,
 )
-from sampling_argmax.data.transforms import apply_affine
 from sampling_argmax.metrics.base import EvaluationContext
 from sampling_argmax.metrics.coco import COCOEvaluator
 

@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from sampling_argmax.data.h36m import (
-    FLIP_PAIRS,
-    MPII_TO_H36M,
-    H36MDataModule,
-    MixedBatchSampler,
-    apply_to_original,
-    load_cameras,
-    load_h36m_annotations,
-)
+from sampling_argmax.data.h36m import FLIP_PAIRS, MPII_TO_H36M, H36MDataModule, MixedBatchSampler, load_cameras, load_h36m_annotations
+from sampling_argmax.codecs.volume import apply_to_original
 from sampling_argmax.methods import paper_method
 from sampling_argmax.metrics.base import EvaluationContext
 from sampling_argmax.metrics.pose3d import Pose3DEvaluator, back_project, mpjpe

@@ -5,20 +5,11 @@ import numpy as np
 import pytest
 import scipy.io as sio
 import torch
-
+from sampling_argmax.codecs.base import to_original_coords
 from sampling_argmax.data.base import RawInput
-from sampling_argmax.data.oct import (
-    MSHC_SPLIT,
-    MSHCDataModule,
-    control_points_to_rows,
-    display_intensity,
-    estimate_bruchs_membrane,
-    flatten_crop,
-    read_delineation,
-    read_vol,
-    write_vol,
-)
-from sampling_argmax.training.module import to_original_coords
+from sampling_argmax.data.oct import MSHC_SPLIT, MSHCDataModule, control_points_to_rows, read_delineation, read_vol
+from writers import write_vol
+from sampling_argmax.codecs.bscan import display_intensity, estimate_bruchs_membrane, flatten_crop
 
 STEM = "_spectralis_macula_v1_s1_R"
 

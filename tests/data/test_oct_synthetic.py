@@ -3,10 +3,14 @@
 import numpy as np
 import pytest
 import torch
-
+from sampling_argmax.codecs.base import to_original_coords
 from sampling_argmax.data.base import RawInput
-from sampling_argmax.data.synthetic_oct import SPLITS, SyntheticOCT, SyntheticOCTDataModule, render_oct_bscan
-from sampling_argmax.training.module import to_original_coords
+from sampling_argmax.data.synthetic_oct import (
+    SPLITS,
+    SyntheticOCT,
+    SyntheticOCTDataModule,
+    render_oct_bscan,
+)
 
 
 def test_boundaries_are_ordered_smooth_and_retina_thickness_is_realistic():

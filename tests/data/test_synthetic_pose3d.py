@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sampling_argmax.data.h36m import apply_to_original
+from sampling_argmax.codecs.volume import apply_to_original
 from sampling_argmax.data.synthetic_pose3d import SyntheticPose3DDataModule, SyntheticPoses, random_pose
 from sampling_argmax.metrics.base import EvaluationContext
 from sampling_argmax.metrics.pose3d import Pose3DEvaluator

@@ -2,16 +2,14 @@
 
 import numpy as np
 import pytest
-
-from sampling_argmax.data.transforms import (
+from sampling_argmax.codecs.affine import (
     affine_matrix,
     apply_affine,
-    flip_keypoints,
     homogeneous,
     invert_affine,
-    random_affine_params,
-    warp_image,
 )
+from sampling_argmax.codecs.base import flip_keypoints
+from sampling_argmax.data.transforms import random_affine_params, warp_image
 
 
 def test_box_edges_map_to_output_edges():

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from sampling_argmax.data.oct import BOUNDARY_NAMES
+
 from sampling_argmax.metrics.base import EvaluationContext
 from sampling_argmax.metrics.oct import OCTEvaluator, boundary_errors, columns_to_boundaries, ordered_boundaries
 
@@ -42,15 +44,18 @@ def test_evaluator_maps_back_with_offsets_imposes_topology_and_writes_the_table(
     crop[0, 4, 2] = crop[0, 3, 2] - 2.0  # one swapped pair: the topology lifts it onto boundary 3
     outputs = {"pred_grid": crop.reshape(3, 45, 1), "row_offset": offset, "truth": truth,
                "pixel_um": np.full(3, 4.0)}
-    metrics = OCTEvaluator()(outputs, EvaluationContext("test", tmp_path))
+    names = {"boundary_names": BOUNDARY_NAMES}  # the data module's references name the boundaries
+    metrics = OCTEvaluator()(outputs, EvaluationContext("test", tmp_path, names))
     assert metrics["mad_um_ILM"] == pytest.approx(2.0) and metrics["signed_um"] > 0
     assert metrics["order_violations"] == pytest.approx(1 / (3 * 8 * 5))
     lifted = abs((truth[0, 3, 2] + 0.5) - truth[0, 4, 2]) * 4.0  # boundary 4 read as boundary 3's row
     assert metrics["mad_um_OPL-ONL"] == pytest.approx((14 * 2.0 + lifted) / 15)
-    raw = OCTEvaluator(topology=False)(outputs, EvaluationContext("test"))
+    raw = OCTEvaluator(BOUNDARY_NAMES, topology=False)(outputs, EvaluationContext("test"))
     assert raw["mad_um_OPL-ONL"] == pytest.approx((14 * 2.0 + abs(crop[0, 4, 2] + offset[0, 2] - truth[0, 4, 2]) * 4) / 15)
     table = (tmp_path / "oct_test_boundaries.md").read_text()
     assert "| ILM | 2.00 | +2.00 | 2.00 |" in table and "| mean |" in table
     assert (tmp_path / "oct_test_boundaries.csv").read_text().splitlines()[0] == "boundary,mad_um,signed_um,rmse_um,count"
     with pytest.raises(ValueError, match=r"OCTEvaluator needs the batch keys \['row_offset'\]"):
         OCTEvaluator()({k: v for k, v in outputs.items() if k != "row_offset"}, EvaluationContext("val"))
+    with pytest.raises(ValueError, match="OCTEvaluator needs the boundary names"):
+        OCTEvaluator()(outputs, EvaluationContext("val"))

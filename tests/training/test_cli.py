@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from sampling_argmax.data.synthetic import INPUT_KEY
-from sampling_argmax.training.cli import main
+from sampling_argmax.cli import main
 from sampling_argmax.training.lightning_cli import DEFAULTS, SamplingArgmaxCLI
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,13 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from sampling_argmax.data.coco import COCODataModule, load_person_records
 from sampling_argmax.methods import paper_method
 from sampling_argmax.metrics.base import EvaluationContext
 from sampling_argmax.metrics.coco import COCOEvaluator
 from sampling_argmax.models import ResNetDeconv
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -86,7 +84,7 @@ def test_detection_path_model_forward_and_evaluate(coco_root, tmp_path):
 
 
 def test_flip_test_on_a_symmetric_input_is_mirror_consistent(coco_root):
-    from sampling_argmax.training.module import flip_average
+    from sampling_argmax.readout import flip_average
 
     module = COCODataModule(
         data_root=str(coco_root / "mmpose-tests"), val_ann_file="test_coco.json", val_image_dir=".",

@@ -8,8 +8,8 @@ import numpy as np
 import scipy.io as sio
 from PIL import Image
 
-from sampling_argmax.data.oct import write_vol
-from sampling_argmax.training.cli import main
+from writers import write_vol
+from sampling_argmax.cli import main
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "oct" / "cpu.yaml"

@@ -16,7 +16,7 @@ import lightning as L
 import pytest
 import torch
 
-from sampling_argmax.training.cli import main
+from sampling_argmax.cli import main
 from sampling_argmax.training.compare import compare_main
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 
@@ -70,7 +70,7 @@ def test_compare_never_deletes_a_finished_run(tmp_path, capsys):
 
 
 def _fit_process(root: Path, log: Path, *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "sampling_argmax.training.cli", "fit", *TINY,
+    command = [sys.executable, "-m", "sampling_argmax.cli", "fit", *TINY,
                "--trainer.default_root_dir", str(root), *extra]
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
@@ -89,7 +89,7 @@ def test_a_second_run_on_a_busy_folder_fails_fast_naming_the_holder(tmp_path):
             time.sleep(0.1)
         start = time.monotonic()
         second = subprocess.run(
-            [sys.executable, "-m", "sampling_argmax.training.cli", "fit", *TINY, "--trainer.default_root_dir",
+            [sys.executable, "-m", "sampling_argmax.cli", "fit", *TINY, "--trainer.default_root_dir",
              str(root), "--resume", "true"],
             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120,
         )

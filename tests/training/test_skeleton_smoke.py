@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sampling_argmax.training.cli import main
+from sampling_argmax.cli import main
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "skeleton_merger" / "cpu.yaml"

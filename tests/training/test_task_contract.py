@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from sampling_argmax.training.cli import main
+from sampling_argmax.cli import main
 from sampling_argmax.training.compare import compare_main
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 

@@ -5,12 +5,13 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-
+from sampling_argmax.codecs.base import to_original_coords
+from sampling_argmax.data.synthetic import SyntheticDataModule
 from sampling_argmax.methods import paper_method
 from sampling_argmax.models import SmallHeatmapNet
-from sampling_argmax.data.synthetic import SyntheticDataModule
+from sampling_argmax.readout import flip_average
 from sampling_argmax.training import LocalizationModule
-from sampling_argmax.training.module import flip_average, gather_outputs, to_original_coords
+from sampling_argmax.training.module import gather_outputs
 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 

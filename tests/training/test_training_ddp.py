@@ -25,7 +25,7 @@ COMMON = [
 
 def run(args: list[str], root: Path) -> None:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "sampling_argmax.training.cli", *args, *COMMON,
+    command = [sys.executable, "-m", "sampling_argmax.cli", *args, *COMMON,
                "--trainer.default_root_dir", str(root)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]

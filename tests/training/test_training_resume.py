@@ -16,7 +16,7 @@ STEPS_PER_EPOCH = 60
 
 def fit_command(root: Path) -> list[str]:
     return [
-        sys.executable, "-m", "sampling_argmax.training.cli", "fit",
+        sys.executable, "-m", "sampling_argmax.cli", "fit",
         "--data.init_args.num_keypoints", "2", "--model.model.init_args.num_keypoints", "2",
         "--data.init_args.size", "32", "--data.init_args.train_size", str(8 * STEPS_PER_EPOCH),
         "--data.init_args.val_size", "5", "--data.init_args.test_size", "5", "--data.init_args.batch_size", "8",

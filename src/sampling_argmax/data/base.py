@@ -57,9 +57,7 @@ __all__ = [
     "RawInput",
     "without_data_files",
     "input_key",
-    "inside_map",
-    "mirror_matrix",
-    "swap_pairs",
+    "check_loader_args",
 ]
 
 #: Keys a model input may sit under, one per modality.
@@ -148,6 +146,15 @@ class ProceduralSplits:
         return kept[split]
 
 
+def check_loader_args(batch_size: int, num_workers: int, min_batch_size: int = 1) -> None:
+    """The loader arguments of every data module: a clear error naming the option and its fix."""
+    if not isinstance(batch_size, int) or batch_size < min_batch_size:
+        raise ValueError(f"--data.init_args.batch_size {batch_size!r} must be an integer >= {min_batch_size}")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"--data.init_args.num_workers {num_workers!r} must be an integer >= 0 (0 = load in the "
+                         "main process)")
+
+
 def input_key(batch: dict[str, Any]) -> str:
     """The one key of :data:`INPUT_KEYS` present in ``batch``."""
     present = [key for key in INPUT_KEYS if key in batch]
@@ -157,27 +164,6 @@ def input_key(batch: dict[str, Any]) -> str:
             f"(keys: {sorted(batch)}). Fix the dataset's __getitem__"
         )
     return present[0]
-
-
-def inside_map(target: np.ndarray, map_size_xyz: Sequence[int]) -> np.ndarray:
-    """(K,) bool: every coordinate of a (K, dims) target lies in ``[-0.5, n - 0.5]`` of its axis."""
-    sizes = np.asarray(map_size_xyz, dtype=np.float64)
-    return np.all((target >= -0.5) & (target <= sizes - 0.5), axis=-1)
-
-
-def mirror_matrix(width: float) -> np.ndarray:
-    """(3, 3) horizontal mirror of an image or grid of ``width`` pixels/cells: x -> width - 1 - x."""
-    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-
-
-def swap_pairs(num_keypoints: int, pairs: Sequence[Sequence[int]]) -> list[int]:
-    """Keypoint order after a mirror: left and right of each pair exchanged."""
-    order = list(range(num_keypoints))
-    for left, right in pairs:
-        if not (0 <= left < num_keypoints and 0 <= right < num_keypoints):
-            raise ValueError(f"flip pair ({left}, {right}) is outside 0..{num_keypoints - 1}")
-        order[left], order[right] = right, left
-    return order
 
 
 class LocalizationDataModule(L.LightningDataModule):
@@ -203,6 +189,9 @@ class LocalizationDataModule(L.LightningDataModule):
     #: Keypoints that come as this many equal consecutive runs (OCT: 9 boundaries x W A-scans); overlays
     #: draw each run as one coloured line. None = separate keypoints.
     keypoint_groups: int | None = None
+
+    #: The batch key of the model input (one of :data:`INPUT_KEYS`).
+    input_name: str = "image"
 
     # ---------------------------------------------------------------- what the training module checks
 

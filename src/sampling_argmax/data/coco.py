@@ -28,14 +28,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, RawInput, inside_map, mirror_matrix
+from sampling_argmax.codecs.topdown import TopDownCodec
+from sampling_argmax.data.base import LocalizationDataModule, RawInput, check_loader_args
+from sampling_argmax.data.images import IMAGE_SUFFIXES
 from sampling_argmax.data.transforms import (
-    to_model_input,
-    affine_matrix,
-    apply_affine,
-    flip_keypoints,
-    homogeneous,
     random_affine_params,
+    to_model_input,
     warp_image,
 )
 
@@ -63,8 +61,6 @@ LOWER_BODY = tuple(range(11, 17))
 
 #: RawInput.extra flag: the box was clipped to the image by the annotation loaders already.
 _CLIPPED = "_box_clipped"
-#: Image files `predict` reads from a folder.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _GET_COCO = "download it from https://cocodataset.org/#download (2017 Train/Val annotations and images)"
 
 
@@ -306,6 +302,7 @@ class COCOKeypoints(Dataset):
         self.input_size = tuple(int(v) for v in input_size)
         self.heatmap_size = tuple(int(v) for v in heatmap_size)
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
+        self.codec = TopDownCodec(self.input_size, self.heatmap_size, self.flip_pairs)
         self.flip_prob = flip_prob
         self.rotation = rotation
         self.rotation_prob = rotation_prob
@@ -344,25 +341,16 @@ class COCOKeypoints(Dataset):
         """Build the sample of record ``index`` for explicit crop parameters (also used by tests)."""
         record = self.records[index]
         image = self.load_image(record)
-        keypoints, visible = record["keypoints"], record["visible"].astype(np.float32)
-        center = np.asarray(center, dtype=np.float64)
-        # A flip is an affine too (the contract's rule): mirror the whole image first, then crop.
-        mirror = np.eye(3)
-        if flip:
-            mirror = mirror_matrix(record["width"])
-            keypoints, visible = flip_keypoints(keypoints, visible, record["width"], self.flip_pairs)
-            center = apply_affine(center, mirror)
-        to_input = homogeneous(affine_matrix(center, size, rotation, self.input_size))
-        to_heatmap = homogeneous(affine_matrix(center, size, rotation, self.heatmap_size))
-        crop = warp_image(image, (to_input @ mirror)[:2], self.input_size)
-        target = apply_affine(keypoints, to_heatmap)
-        inside = inside_map(target, self.heatmap_size)
+        frame = self.codec.frame(center, size, rotation, record["width"] if flip else None)
+        crop = warp_image(image, frame.to_input[:2], self.input_size)
+        target, weight = self.codec.encode(record["keypoints"], record["visible"], frame)
+        center = frame.center
         return {
             "image": to_model_input(crop),
-            "target": torch.from_numpy(target.astype(np.float32)),
-            "target_weight": torch.from_numpy((visible * inside).astype(np.float32)),
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(weight),
             "index": index,
-            "to_original": torch.from_numpy(np.linalg.inv(to_heatmap @ mirror)),
+            "to_original": torch.from_numpy(self.codec.to_original(frame)),
             "image_id": record["image_id"],
             "bbox_score": float(record["bbox_score"]),
             "area": float(size[0] * size[1]),
@@ -477,8 +465,7 @@ class COCODataModule(LocalizationDataModule):
         padding: float = 1.25,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or num_workers < 0:
-            raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
+        check_loader_args(batch_size, num_workers)
         self.save_hyperparameters()
         self.data_root = self.resolve_data_root(data_root)
         self.batch_size = batch_size
@@ -614,24 +601,12 @@ class COCODataModule(LocalizationDataModule):
         box = list(box) if raw.extra.get(_CLIPPED) else _clean_box(box, width, height)  # as the records are
         if box is None:
             raise ValueError(f"{raw.name}: the box {raw.box} is empty inside the {width}x{height} image")
-        record = {"file": str(raw.source) if not isinstance(raw.source, np.ndarray) else raw.name, "width": width,
-                  "height": height, "box": box, "keypoints": np.zeros((17, 2)), "visible": np.zeros(17, bool),
-                  "image_id": -1, "ann_id": -1, "bbox_score": 1.0}
-        crops = _GivenImage([record], image, train=False, **self.dataset_kwargs)
-        center, size, rotation, flip = crops.crop_params(record, None)
-        sample = crops.make_sample(0, center, size, rotation, flip)
-        return {"image": sample["image"], "to_original": sample["to_original"], "box": box}
-
-
-class _GivenImage(COCOKeypoints):
-    """COCOKeypoints over one already-decoded image (the raw input of ``predict``)."""
-
-    def __init__(self, records: list[dict], image: np.ndarray, **kwargs) -> None:
-        super().__init__(records, **kwargs)
-        self.image = image
-
-    def load_image(self, record: dict) -> np.ndarray:
-        return self.image
+        kwargs = self.dataset_kwargs
+        codec = TopDownCodec(kwargs["input_size"], kwargs["heatmap_size"], self.flip_pairs)
+        center, size = box_to_center_size(box, codec.input_size[0] / codec.input_size[1], kwargs["padding"])
+        frame = codec.frame(center, size)
+        crop = warp_image(image, frame.to_input[:2], codec.input_size)
+        return {"image": to_model_input(crop), "to_original": torch.from_numpy(codec.to_original(frame)), "box": box}
 
 
 def _record(image: dict, image_dir, box, keypoints: np.ndarray, visible: np.ndarray, *, ann_id: int, area: float,

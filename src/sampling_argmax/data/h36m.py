@@ -46,13 +46,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from sampling_argmax.data.base import LocalizationDataModule, inside_map
-from sampling_argmax.data.mtfl import read_rgb
-from sampling_argmax.data.transforms import (
-    affine_matrix,
-    apply_affine,
+from sampling_argmax.codecs.affine import (
     homogeneous,
-    invert_affine,
+)
+from sampling_argmax.codecs.base import inside_map
+from sampling_argmax.codecs.volume import VolumeCoding
+from sampling_argmax.data.base import LocalizationDataModule, check_loader_args
+from sampling_argmax.data.images import read_rgb
+from sampling_argmax.data.transforms import (
     random_affine_params,
     to_model_input,
     warp_image,
@@ -69,8 +70,6 @@ __all__ = [
     "Pose3DDataModule",
     "MixedBatchSampler",
     "PoseFrames",
-    "VolumeCoding",
-    "apply_to_original",
     "load_h36m_annotations",
     "load_mpii_annotations",
     "pose_sample",
@@ -98,55 +97,6 @@ _ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
 def project(joints_cam: np.ndarray, focal: np.ndarray, principal: np.ndarray) -> np.ndarray:
     """(K, 2) pinhole projection (pixels) of (K, 3) camera coordinates: u = f · X / Z + c."""
     return joints_cam[:, :2] / joints_cam[:, 2:3] * np.asarray(focal) + np.asarray(principal)
-
-
-def apply_to_original(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Map (K, 3) volume points through a (4, 4) ``to_original`` matrix."""
-    return points @ matrix[:3, :3].T + matrix[:3, 3]
-
-
-@dataclass(frozen=True)
-class VolumeCoding:
-    """Crop and volume geometry: ``input_size``² crops, ``map_size``² × ``depth_bins`` volumes.
-
-    ``depth_range`` mm of root-relative depth span the depth bins, centred on the root: bin ``i`` holds
-    ``dz`` around ``((i + 0.5) / D − 0.5) · depth_range``.
-    """
-
-    input_size: int = 256
-    map_size: int = 64
-    depth_bins: int = 64
-    depth_range: float = 2000.0
-
-    def __post_init__(self) -> None:
-        if self.input_size < 1 or self.map_size < 1 or self.depth_bins < 1 or not self.depth_range > 0:
-            raise ValueError(f"need input_size, map_size, depth_bins >= 1 and depth_range > 0, got {self}")
-
-    @property
-    def map_shape(self) -> tuple[int, int, int]:
-        return (self.depth_bins, self.map_size, self.map_size)
-
-    def crop_matrix(self, center: Sequence[float], side: float, rotation: float = 0.0) -> np.ndarray:
-        """(2, 3) original pixels -> map cells for the square box of ``side`` px at ``center``."""
-        return affine_matrix(center, (side, side), rotation, (self.map_size, self.map_size))
-
-    def input_matrix(self, center: Sequence[float], side: float, rotation: float = 0.0) -> np.ndarray:
-        """(2, 3) original pixels -> input-crop pixels for the same box."""
-        return affine_matrix(center, (side, side), rotation, (self.input_size, self.input_size))
-
-    def encode(self, uv: np.ndarray, dz: np.ndarray, crop: np.ndarray) -> np.ndarray:
-        """(K, 3) volume points of joints at original pixels ``uv`` (K, 2), root-relative depth ``dz`` (K,) mm."""
-        z = (np.asarray(dz, np.float64) / self.depth_range + 0.5) * self.depth_bins - 0.5
-        return np.concatenate([apply_affine(uv, crop), z[:, None]], axis=1)
-
-    def to_original(self, crop: np.ndarray) -> np.ndarray:
-        """(4, 4) float64: volume points (x, y, z cells) -> (u, v pixels of the original image, dz mm)."""
-        matrix = np.eye(4)
-        back = homogeneous(invert_affine(crop))
-        matrix[:2, :2], matrix[:2, 3] = back[:2, :2], back[:2, 2]
-        step = self.depth_range / self.depth_bins
-        matrix[2, 2], matrix[2, 3] = step, step / 2 - self.depth_range / 2
-        return matrix
 
 
 def pose_sample(image: np.ndarray, joints_cam: np.ndarray, focal: np.ndarray, principal: np.ndarray,
@@ -519,9 +469,9 @@ class H36MDataModule(Pose3DDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if batch_size < 2 or num_workers < 0 or train_stride < 1 or test_stride < 1 or not unit_mm > 0:
-            raise ValueError(f"need batch_size >= 2, num_workers >= 0, strides >= 1, unit_mm > 0; got {batch_size}, "
-                             f"{num_workers}, {train_stride}, {test_stride}, {unit_mm}")
+        check_loader_args(batch_size, num_workers, min_batch_size=2)
+        if train_stride < 1 or test_stride < 1 or not unit_mm > 0:
+            raise ValueError(f"need strides >= 1 and unit_mm > 0; got {train_stride}, {test_stride}, {unit_mm}")
         self.save_hyperparameters()
         self.coding = VolumeCoding(input_size, map_size, depth_bins, depth_range)
         self.augmentation = Augmentation(scale, rotation, rotation_prob, flip_prob, colour)

@@ -49,15 +49,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, RawInput
+from sampling_argmax.codecs.points import Normalize, cloud_sample, normalize_cloud
+from sampling_argmax.data.base import LocalizationDataModule, RawInput, check_loader_args
 
 __all__ = [
     "CATEGORIES",
-    "KeypointNetModel",
+    "AnnotatedShape",
     "KeypointNetClouds",
     "KeypointNetDataModule",
     "augment_cloud",
-    "normalize_cloud",
     "read_annotations",
     "read_pcd",
     "read_split",
@@ -71,7 +71,6 @@ CATEGORIES = {
     "mug": "03797390", "skateboard": "04225987", "table": "04379243", "vessel": "04530566",
 }
 
-Normalize = Literal["none", "unit_sphere"]
 
 # ---------------------------------------------------------------------------------------------- PCD
 
@@ -158,14 +157,15 @@ def read_pcd(path: str | os.PathLike, num_points: int | None = None) -> np.ndarr
 
 
 @dataclass(frozen=True)
-class KeypointNetModel:
-    """One annotated model: ``keypoints`` maps semantic id -> point index in its cloud."""
+class AnnotatedShape:
+    """The annotation of one ShapeNet shape (a "model" in KeypointNet's files): ``keypoints`` maps semantic id
+    -> point index in its cloud."""
 
     model_id: str
     keypoints: dict[int, int]
 
 
-def read_annotations(path: str | os.PathLike, class_id: str) -> tuple[dict[str, KeypointNetModel], int]:
+def read_annotations(path: str | os.PathLike, class_id: str) -> tuple[dict[str, AnnotatedShape], int]:
     """The models of ``class_id`` in an annotation file and K (largest semantic id + 1).
 
     Raises ``ValueError`` naming the file and entry for malformed records and for a model that labels one
@@ -180,7 +180,7 @@ def read_annotations(path: str | os.PathLike, class_id: str) -> tuple[dict[str, 
         raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
     if not isinstance(records, list):
         raise ValueError(f"{path}: expected a JSON list of models, got {type(records).__name__}")
-    models: dict[str, KeypointNetModel] = {}
+    models: dict[str, AnnotatedShape] = {}
     largest = -1
     for n, record in enumerate(records):
         where = f"{path}: entry {n}"
@@ -204,7 +204,7 @@ def read_annotations(path: str | os.PathLike, class_id: str) -> tuple[dict[str, 
                              "{class_id, model_id, keypoints: [{semantic_id, pcd_info: {point_index}}]}") from None
         if model_id in models:
             raise ValueError(f"{where}: model {model_id} is annotated twice")
-        models[model_id] = KeypointNetModel(model_id, keypoints)
+        models[model_id] = AnnotatedShape(model_id, keypoints)
     if not models:
         raise ValueError(f"{path}: no model of class {class_id}; is this the right category's annotation file?")
     return models, largest + 1
@@ -263,27 +263,6 @@ def read_cloud(source: Path | np.ndarray, name: str, num_points: int) -> np.ndar
     if not np.all(np.isfinite(cloud)):
         raise ValueError(f"{name}: the cloud holds NaN or infinite coordinates")
     return cloud
-
-
-def cloud_sample(cloud: np.ndarray, mode: Normalize) -> dict:
-    """The ``prepare`` sample of a cloud: normalized points and the (4, 4) map back to the file's coordinates."""
-    points = normalize_cloud(cloud, mode)
-    to_original = np.eye(4)
-    if mode != "none":  # points = (cloud - centre) / scale  ->  cloud = scale * points + centre
-        centre = cloud.mean(0)
-        scale = float(np.linalg.norm(cloud - centre, axis=1).max())
-        to_original[:3, :3] *= scale
-        to_original[:3, 3] = centre
-    return {"points": torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)),
-            "to_original": torch.from_numpy(to_original)}
-
-
-def normalize_cloud(points: np.ndarray, mode: Normalize) -> np.ndarray:
-    """``"none"``: as stored (ShapeNet's frame); ``"unit_sphere"``: minus the mean, over the largest norm."""
-    if mode == "none":
-        return points
-    centred = points - points.mean(0)
-    return centred / max(float(np.linalg.norm(centred, axis=1).max()), 1e-12)
 
 
 def augment_cloud(points: np.ndarray, rng: np.random.Generator, rotate_up: bool,
@@ -356,6 +335,7 @@ class KeypointNetClouds(Dataset):
 
 
 class PointCloudDataModule(LocalizationDataModule):
+    input_name = "points"
     """What every point-cloud task shares: ``num_points`` clouds of (x, y, z), maps over the points, and
     ``predict`` on a user's cloud (.pcd, .npy, array) normalized as evaluation normalizes it (``normalize``),
     keypoints coming back in the file's frame."""
@@ -420,9 +400,9 @@ class KeypointNetDataModule(PointCloudDataModule):
             raise ValueError(f"normalize={normalize!r} must be 'none' (the benchmark's default) or 'unit_sphere'")
         if missing_clouds not in ("error", "skip"):
             raise ValueError(f"missing_clouds={missing_clouds!r} must be 'error' or 'skip'")
-        if num_points < 1 or batch_size < 1 or num_workers < 0:
-            raise ValueError(f"need num_points >= 1, batch_size >= 1, num_workers >= 0; got {num_points}, "
-                             f"{batch_size}, {num_workers}")
+        check_loader_args(batch_size, num_workers)
+        if num_points < 1:
+            raise ValueError(f"--data.init_args.num_points {num_points} must be >= 1")
         self.scale, self.jitter = check_augmentation(scale, jitter)
         self.category, self.class_id = category, CATEGORIES[category]
         self.data_root_arg, self.splits_dir_arg = data_root, splits_dir
@@ -444,7 +424,7 @@ class KeypointNetDataModule(PointCloudDataModule):
         return self.root / "annotations" / f"{self.category}.json"
 
     @cached_property
-    def _annotations(self) -> tuple[dict[str, KeypointNetModel], int]:
+    def _annotations(self) -> tuple[dict[str, AnnotatedShape], int]:
         return read_annotations(self.annotation_file, self.class_id)
 
     @property

@@ -32,16 +32,14 @@ from typing import Literal
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from sampling_argmax.data.base import LocalizationDataModule, RawInput, inside_map, mirror_matrix, swap_pairs
+from sampling_argmax.codecs.topdown import TopDownCodec
+from sampling_argmax.data.base import LocalizationDataModule, RawInput, check_loader_args
+from sampling_argmax.data.images import IMAGE_SUFFIXES, read_rgb
 from sampling_argmax.data.transforms import (
-    to_model_input,
-    affine_matrix,
-    apply_affine,
-    homogeneous,
     random_affine_params,
+    to_model_input,
     warp_image,
 )
 
@@ -56,13 +54,9 @@ __all__ = [
     "crop_sample",
     "MTFLDataset",
     "MTFLDataModule",
-    "IMAGE_SUFFIXES",
-    "read_rgb",
 ]
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
-#: Image files `predict` reads from a folder.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 FLIP_PAIRS = [(0, 1), (3, 4)]
 _FIELDS = "'path x1 x2 x3 x4 x5 y1 y2 y3 y4 y5 gender smile glasses pose'"
 #: Smallest distance between the eye landmarks of a valid face (original pixels).
@@ -255,29 +249,16 @@ def crop_sample(
         >>> out["image"].shape, out["target"][0].tolist(), out["target_weight"].tolist()
         ((64, 64, 3), [7.5, 7.5], [1.0, 1.0, 1.0, 1.0, 1.0])
     """
-    box = (side, side)
-    mirror = np.eye(3)
-    if flip:
-        if original_width is None:
-            if image_to_original is not None:
-                raise ValueError("crop_sample(flip=True) of a resized image needs original_width")
-            original_width = image.shape[1]
-        mirror = mirror_matrix(original_width)
-        center = apply_affine(center, mirror)
-    to_input = homogeneous(affine_matrix(center, box, rotation_deg, (input_size, input_size))) @ mirror
-    to_grid = homogeneous(affine_matrix(center, box, rotation_deg, (heatmap_size, heatmap_size))) @ mirror
-    image_to_input = to_input if image_to_original is None else to_input @ image_to_original
+    codec = TopDownCodec((input_size, input_size), (heatmap_size, heatmap_size), FLIP_PAIRS)
+    if flip and original_width is None:
+        if image_to_original is not None:
+            raise ValueError("crop_sample(flip=True) of a resized image needs original_width")
+        original_width = image.shape[1]
+    frame = codec.frame(center, (side, side), rotation_deg, original_width if flip else None)
+    image_to_input = frame.to_input if image_to_original is None else frame.to_input @ image_to_original
     crop = warp_image(image, image_to_input[:2], (input_size, input_size))
-    target = apply_affine(landmarks, to_grid)
-    if flip:
-        target = target[swap_pairs(len(landmarks), FLIP_PAIRS)]
-    inside = inside_map(target, (heatmap_size, heatmap_size))
-    return {
-        "image": crop,
-        "target": target.astype(np.float32),
-        "target_weight": inside.astype(np.float32),
-        "to_original": np.linalg.inv(to_grid),
-    }
+    target, weight = codec.encode(landmarks, np.ones(len(landmarks)), frame)
+    return {"image": crop, "target": target, "target_weight": weight, "to_original": codec.to_original(frame)}
 
 
 class MTFLDataset(Dataset):
@@ -364,22 +345,8 @@ class MTFLDataset(Dataset):
         }
 
 
-def read_rgb(path: Path, where: str, fix: str = "re-extract it from the MTFL archive or remove its line") -> np.ndarray:
-    """Decode an image fully to (H, W, 3) uint8 RGB: a truncated or corrupt file is an error naming it
-    (``where``), never a grey patch."""
-    try:
-        with Image.open(path) as image:
-            image.load()  # raises on truncated data instead of padding it with grey
-            return np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{where}: image {path} does not exist") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"{where}: cannot decode image {path} ({error}); the file is truncated or not an image: "
-                         f"{fix}") from None
-
-
 def _read_rgb(record: MTFLRecord) -> np.ndarray:
-    return read_rgb(record.image, record.source)
+    return read_rgb(record.image, record.source, "re-extract it from the MTFL archive or remove its line")
 
 
 def cache_images(records: list[MTFLRecord], max_side: int, cache_dir: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -493,8 +460,7 @@ class MTFLDataModule(LocalizationDataModule):
                              "of training.txt)")
         if train_samples_per_epoch is not None and train_samples_per_epoch < 1:
             raise ValueError(f"train_samples_per_epoch={train_samples_per_epoch} must be >= 1 or None (all faces)")
-        if batch_size < 1 or num_workers < 0:
-            raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
+        check_loader_args(batch_size, num_workers)
         self.data_root = self.resolve_data_root(data_root)
         self.input_size, self.heatmap_size = input_size, heatmap_size
         self.batch_size, self.num_workers = batch_size, num_workers

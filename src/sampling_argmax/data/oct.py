@@ -40,46 +40,35 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 from scipy.interpolate import CubicSpline
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, RawInput
-from sampling_argmax.data.synthetic import IMAGE_SUFFIXES, read_raw
+from sampling_argmax.codecs.bscan import DEFAULT_PIXEL_UM, display_intensity, standardize, frame_bscan
+from sampling_argmax.data.base import LocalizationDataModule, RawInput, check_loader_args
+from sampling_argmax.data.images import IMAGE_SUFFIXES, read_raw
 
 __all__ = [
     "BOUNDARY_NAMES",
     "NUM_BOUNDARIES",
     "MSHC_SPLIT",
-    "DEFAULT_PIXEL_UM",
     "VolScan",
-    "FlatCrop",
     "read_vol",
-    "write_vol",
     "read_delineation",
     "control_points_to_rows",
-    "display_intensity",
-    "estimate_bruchs_membrane",
-    "flatten_crop",
-    "standardize",
     "OCTBScans",
     "MSHCDataModule",
     "find_mshc_pairs",
-    "frame_bscan",
     "BScanPredict",
 ]
 
 BOUNDARY_NAMES = ("ILM", "RNFL-GCL", "IPL-INL", "INL-OPL", "OPL-ONL", "ELM", "IS-OS", "OS-RPE", "BM")
 NUM_BOUNDARIES = len(BOUNDARY_NAMES)
-#: Axial pixel size of Spectralis B-scans (µm) when a file's header does not give one.
-DEFAULT_PIXEL_UM = 3.9
 #: Delineation cells (0-based) of the 11-cell layout that hold no boundary (1-based cells 3 and 11).
 UNUSED_CELLS = (2, 10)
 
@@ -135,39 +124,6 @@ def read_vol(path: str | Path) -> VolScan:
     pixel_um = scale_y_mm * 1000.0 if np.isfinite(scale_y_mm) and 0 < scale_y_mm < 1 else DEFAULT_PIXEL_UM
     return VolScan(path, bscans, pixel_um, float(parsed.scale_x) * 1000.0)
 
-
-def write_vol(path: str | Path, bscans: np.ndarray, pixel_um: float = DEFAULT_PIXEL_UM, scale_x_um: float = 11.0,
-              bscan_distance_um: float = 120.0) -> Path:
-    """Write raw reflectivities ``bscans`` (N, H, W) in [0, 1] as a Heyex ``.vol`` (eyepy's format definition).
-
-    For test fixtures and for exporting scans of other sources: the header carries the pixel sizes, an empty
-    16 x 16 localizer, no layer segmentations. Built from eyepy's ``vol_format`` directly because eyepy 0.21's
-    ``HeVolWriter`` cannot encode the examination date (its 64-bit date field gets a float); that one field is
-    written as a plain integer here.
-    """
-    import construct
-    from eyepy.io.he.vol_reader import vol_format
-
-    bscans = np.asarray(bscans, dtype=np.float32)
-    if bscans.ndim != 3 or min(bscans.shape) == 0:
-        raise ValueError(f"bscans of shape {bscans.shape} must be (N, H, W) raw reflectivities")
-    fields = [("exam_time" / construct.Int64ul) if sub.name == "exam_time" else sub for sub in vol_format.subcons]
-    date = "2000-01-01T00:00:00"
-    num, height, width = bscans.shape
-    records = [
-        dict(bscan_hdr_size=256, start_x=0.0, start_y=i * bscan_distance_um / 1000.0, end_x=width * scale_x_um / 1000.0,
-             end_y=i * bscan_distance_um / 1000.0, num_seg=0, quality=30.0, shift=0, iv_transformation=[0.0] * 6,
-             layer_segmentations=np.zeros((0, width), np.float32), data=np.ascontiguousarray(bscans[i]))
-        for i in range(num)
-    ]
-    header = dict(size_x=width, size_y=height, n_bscans=num, scale_x=scale_x_um / 1000.0, scale_y=pixel_um / 1000.0,
-                  distance=bscan_distance_um / 1000.0, size_x_slo=16, size_y_slo=16, scale_x_slo=0.2, scale_y_slo=0.2,
-                  id="sampling-argmax", reference_id="", dob=date, visit_date=date, exam_time=0, grid_type=0,
-                  grid_offset=0, grid_type1=0, grid_offset1=0, prog_id="", localizer=np.zeros((16, 16), np.uint8),
-                  bscans=records)
-    path = Path(path)
-    path.write_bytes(construct.Struct(*fields).build(header))
-    return path
 
 def control_points_to_rows(points: np.ndarray, num_ascans: int) -> np.ndarray:
     """One boundary's control points -> its row in every A-scan, as the MSHC delineation tools interpolate.
@@ -284,88 +240,6 @@ def read_delineation(path: str | Path, num_bscans: int | None = None, num_ascans
 # ---------------------------------------------------------------------------------------------- preprocessing
 
 
-def display_intensity(raw: np.ndarray) -> np.ndarray:
-    """Raw Heyex reflectivity -> ``raw^(1/4)`` in [0, 1] (the usual Spectralis display scale); invalid -> 0."""
-    raw = np.asarray(raw, dtype=np.float64)
-    return np.clip(np.where(np.isfinite(raw), raw, 0.0), 0.0, 1.0) ** 0.25
-
-
-def estimate_bruchs_membrane(image: np.ndarray, pixel_um: float = DEFAULT_PIXEL_UM) -> np.ndarray:
-    """Bruch's membrane per A-scan, from the image alone (no labels): (H, W) display intensities -> (W,) rows.
-
-    The ILM is the strongest dark-to-bright step from the vitreous; BM is the strongest bright-to-dark step
-    175-500 µm below it (the RPE's lower edge; the window skips the bright RNFL near the optic disc, which
-    defeats a brightest-row rule). Both are median-filtered and smoothed across A-scans (W/16, W/100).
-    On the real Spectralis scan of the tests it is within 2 rows of the manual BM on average.
-    """
-    image = np.asarray(image, dtype=np.float64)
-    height, width = image.shape
-    smooth = ndimage.gaussian_filter(image, (2.0, 4.0))
-    gradient = np.gradient(smooth, axis=0)
-    ilm = ndimage.median_filter(gradient.argmax(0).astype(np.float64), size=max(width // 16, 1) | 1, mode="nearest")
-    rows = np.arange(height)[:, None]
-    window = (rows >= ilm + 175.0 / pixel_um) & (rows <= ilm + 500.0 / pixel_um)
-    window[:, ~window.any(0)] = True  # too close to the bottom: search the whole A-scan
-    bm = np.where(window, gradient, np.inf).argmin(0).astype(np.float64)
-    bm = ndimage.median_filter(bm, size=max(width // 16, 1) | 1, mode="nearest")
-    return ndimage.gaussian_filter1d(bm, max(width / 100.0, 0.5), mode="nearest")
-
-
-@dataclass(frozen=True)
-class FlatCrop:
-    """A flattened, cropped B-scan: ``image`` (rows, W) display intensities (0 outside the scan),
-    ``row_offset`` (W,) float64 with original row = crop row + row_offset, ``bm`` (W,) the BM estimate used."""
-
-    image: np.ndarray
-    row_offset: np.ndarray
-    bm: np.ndarray
-
-    def to_crop(self, rows: np.ndarray) -> np.ndarray:
-        """(..., W) original rows -> crop rows (exact: whole-row shifts)."""
-        return np.asarray(rows, dtype=np.float64) - self.row_offset
-
-    def to_original(self, rows: np.ndarray) -> np.ndarray:
-        """(..., W) crop rows -> original rows."""
-        return np.asarray(rows, dtype=np.float64) + self.row_offset
-
-
-def flatten_crop(image: np.ndarray, pixel_um: float = DEFAULT_PIXEL_UM, rows: int = 128,
-                 bottom_margin_um: float = 60.0, bm: np.ndarray | None = None) -> FlatCrop:
-    """Flatten a B-scan to Bruch's membrane (moved to the middle row) and crop ``rows`` rows ending below it.
-
-    Args:
-        image: (H, W) display intensities (:func:`display_intensity`).
-        pixel_um: axial pixel size (µm); sets the bottom margin in rows.
-        rows: crop height (128 in the paper).
-        bottom_margin_um: the crop ends this far below the flattened BM (60 µm, the reference pipeline's).
-        bm: (W,) BM rows to flatten to; None = :func:`estimate_bruchs_membrane` of the image.
-
-    Every A-scan is shifted by a whole number of rows (no resampling), so image samples and boundary rows move
-    together exactly; rows beyond the B-scan read as 0.
-    """
-    image = np.asarray(image, dtype=np.float64)
-    if image.ndim != 2:
-        raise ValueError(f"image of shape {image.shape} must be one (H, W) B-scan")
-    height, width = image.shape
-    if rows < 8 or bottom_margin_um < 0:
-        raise ValueError(f"need rows >= 8 and bottom_margin_um >= 0; got {rows}, {bottom_margin_um}")
-    bm = estimate_bruchs_membrane(image, pixel_um) if bm is None else np.asarray(bm, dtype=np.float64)
-    middle = height // 2
-    shift = np.round(bm).astype(np.int64) - middle  # flattened row = original row - shift
-    top = middle + int(round(bottom_margin_um / pixel_um)) - (rows - 1)
-    offset = shift + top  # crop row r of column c = original row r + offset[c]
-    source = np.arange(rows)[:, None] + offset[None, :]
-    valid = (source >= 0) & (source < height)
-    crop = np.where(valid, image[np.clip(source, 0, height - 1), np.arange(width)[None, :]], 0.0)
-    return FlatCrop(crop.astype(np.float32), offset.astype(np.float64), bm)
-
-
-def standardize(image: np.ndarray) -> np.ndarray:
-    """The model input of every OCT task: the crop minus its mean over its std (float32)."""
-    image = np.asarray(image, dtype=np.float64)
-    return ((image - image.mean()) / max(float(image.std()), 1e-6)).astype(np.float32)
-
-
 # ---------------------------------------------------------------------------------------------- dataset
 
 
@@ -445,19 +319,6 @@ def find_mshc_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
             raise ValueError(f"{vol} and {pairs[subject][0]} are both subject {subject}; keep one volume per subject")
         pairs[subject] = (vol, mat)
     return pairs
-
-
-def frame_bscan(image: np.ndarray, pixel_um: float, rows: int, bottom_margin_um: float,
-                column_step: int) -> tuple[np.ndarray, FlatCrop, slice]:
-    """The model input of one B-scan of display intensities, as every MSHC split and ``predict`` frame it.
-
-    Returns the standardized flattened crop of the kept columns, (rows, W') float16 (the datasets' storage
-    precision, so a predicted file scores exactly as the same B-scan in ``test``), the :class:`FlatCrop`
-    (all columns) and the column slice.
-    """
-    columns = slice(None, None, column_step)
-    flat = flatten_crop(image, pixel_um, rows, bottom_margin_um)
-    return standardize(flat.image[:, columns]).astype(np.float16), flat, columns
 
 
 def prepare_volume(vol_path: Path, mat_path: Path, rows: int, bottom_margin_um: float, column_step: int,
@@ -601,12 +462,12 @@ class MSHCDataModule(BScanPredict, LocalizationDataModule):
                  val_subjects: list[str] | None = None, test_subjects: list[str] | None = None,
                  batch_size: int = 2, num_workers: int = 0) -> None:
         super().__init__()
-        if rows < 8 or width < 1 or column_step < 1 or batch_size < 1 or num_workers < 0 or bottom_margin_um < 0:
-            raise ValueError(f"need rows >= 8, width >= 1, column_step >= 1, batch_size >= 1, num_workers >= 0, "
-                             f"bottom_margin_um >= 0; got {rows}, {width}, {column_step}, {batch_size}, "
-                             f"{num_workers}, {bottom_margin_um}")
+        check_loader_args(batch_size, num_workers)
+        if rows < 8 or width < 1 or column_step < 1 or bottom_margin_um < 0:
+            raise ValueError(f"need rows >= 8, width >= 1, column_step >= 1, bottom_margin_um >= 0; got {rows}, "
+                             f"{width}, {column_step}, {bottom_margin_um}")
         self.save_hyperparameters()
-        self.task = "mshc"
+        self.task = "oct"
         self.rows, self.width, self.column_step = rows, width, column_step
         self.columns = len(range(0, width, column_step))
         self.num_keypoints = NUM_BOUNDARIES * self.columns

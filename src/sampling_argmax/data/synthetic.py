@@ -33,13 +33,13 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, ProceduralSplits, RawInput
+from sampling_argmax.data.base import LocalizationDataModule, ProceduralSplits, RawInput, check_loader_args
+from sampling_argmax.data.images import IMAGE_SUFFIXES, read_raw
 
 __all__ = [
     "SyntheticLandmarks",
@@ -50,7 +50,6 @@ __all__ = [
     "render_landmarks_3d",
     "OUTPUT_STRIDE",
     "SPLITS",
-    "read_raw",
 ]
 
 #: Default output stride of the networks the targets are expressed for (cell c <-> pixel 2c + 0.5); 4 gives
@@ -308,56 +307,11 @@ class SyntheticLandmarks(Dataset):
 
 
 _DEFAULT_SIZE = {1: 256, 2: 48, 3: 24}
-#: Image files a 2D synthetic model reads (grey levels / 255, or / 65535 for 16-bit files); 1D/3D read .npy only.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def normalize(raw: np.ndarray) -> torch.Tensor:
     """Renderer values (about [0, 1]) -> the model input of the datasets: (x - 0.5) / 0.25, float32."""
     return torch.from_numpy(((np.asarray(raw, dtype=np.float32) - 0.5) / 0.25).astype(np.float32))
-
-
-def read_raw(source: Path | np.ndarray, name: str, dims: int) -> np.ndarray:
-    """A raw synthetic input in renderer units (about [0, 1]): an array, a ``.npy`` file or (2D) an image file.
-
-    Arrays and ``.npy`` files hold the renderer's output, (W,), (H, W) or (D, H, W) (a leading channel of 1
-    is allowed); image files are grey levels scaled to [0, 1]. Raises ``ValueError`` naming ``name``.
-    """
-    if isinstance(source, np.ndarray):
-        array = source
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"{name}: no such file")
-        suffix = path.suffix.lower()
-        if suffix == ".npy":
-            try:
-                array = np.load(path, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as error:
-                raise ValueError(f"{name}: not a readable .npy array ({error}); save it with numpy.save") from None
-        elif suffix in IMAGE_SUFFIXES and dims == 2:
-            from PIL import Image
-
-            try:
-                with Image.open(path) as image:
-                    image.load()  # raises on truncated data instead of padding it
-                    grey = np.asarray(image if image.mode in ("L", "I;16", "I") else image.convert("L"))
-            except (OSError, SyntaxError, ValueError) as error:
-                raise ValueError(f"{name}: cannot decode the image ({error}); the file is truncated or not an "
-                                 "image") from None
-            array = grey.astype(np.float32) / (65535.0 if grey.dtype == np.uint16 or grey.max(initial=0) > 255 else 255.0)
-        else:
-            kinds = ".npy or an image file (.png, .jpg, ...)" if dims == 2 else ".npy"
-            raise ValueError(f"{name}: a {dims}D synthetic model reads {kinds}, not {suffix or 'a file without suffix'}")
-    array = np.asarray(array)
-    if array.ndim == dims + 1 and array.shape[0] == 1:
-        array = array[0]
-    if not np.issubdtype(array.dtype, np.number) or array.ndim != dims:
-        raise ValueError(f"{name}: expected a {dims}D array of numbers ({'(W,)' if dims == 1 else '(H, W)' if dims == 2 else '(D, H, W)'}), "
-                         f"got shape {array.shape} of {array.dtype}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name}: holds NaN or infinite values")
-    return array.astype(np.float32)
 
 
 class SyntheticDataModule(ProceduralSplits, LocalizationDataModule):
@@ -400,12 +354,12 @@ class SyntheticDataModule(ProceduralSplits, LocalizationDataModule):
         output_stride: int = OUTPUT_STRIDE,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or num_workers < 0:
-            raise ValueError(f"need batch_size >= 1 and num_workers >= 0; got {batch_size}, {num_workers}")
+        check_loader_args(batch_size, num_workers)
         if dims not in _DEFAULT_SIZE:
             raise ValueError(f"dims={dims} must be 1, 2 or 3")
         self.save_hyperparameters()
         self.dims, self.num_keypoints = dims, num_keypoints
+        self.input_name = INPUT_KEY[dims]
         self.size = _DEFAULT_SIZE[dims] if size is None else size
         self.batch_size, self.num_workers = batch_size, num_workers
         self.task = f"synthetic{dims}d"

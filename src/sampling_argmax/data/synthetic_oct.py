@@ -39,8 +39,9 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import LocalizationDataModule, ProceduralSplits
-from sampling_argmax.data.oct import BOUNDARY_NAMES, DEFAULT_PIXEL_UM, NUM_BOUNDARIES, BScanPredict, standardize
+from sampling_argmax.data.base import LocalizationDataModule, ProceduralSplits, check_loader_args
+from sampling_argmax.data.oct import BOUNDARY_NAMES, NUM_BOUNDARIES, BScanPredict
+from sampling_argmax.codecs.bscan import DEFAULT_PIXEL_UM, standardize
 
 __all__ = ["render_oct_bscan", "SyntheticOCT", "SyntheticOCTDataModule", "SPLITS"]
 
@@ -182,8 +183,7 @@ class SyntheticOCTDataModule(BScanPredict, ProceduralSplits, LocalizationDataMod
                  test_size: int = 64, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
                  pixel_um: float = DEFAULT_PIXEL_UM, speckle: float = 4.0) -> None:
         super().__init__()
-        if batch_size < 1 or num_workers < 0:
-            raise ValueError(f"need batch_size >= 1 and num_workers >= 0; got {batch_size}, {num_workers}")
+        check_loader_args(batch_size, num_workers)
         self.save_hyperparameters()
         self.task = "synthetic_oct"
         self.rows, self.width, self.pixel_um = rows, width, pixel_um

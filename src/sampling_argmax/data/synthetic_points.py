@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
+from sampling_argmax.data.base import check_loader_args
 from sampling_argmax.data.keypointnet import (
     PointCloudDataModule,
     augment_cloud,
@@ -256,8 +257,7 @@ class SyntheticPointsDataModule(PointCloudDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.scale, self.jitter = check_augmentation(scale, jitter)
-        if batch_size < 1 or num_workers < 0:
-            raise ValueError(f"need batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
+        check_loader_args(batch_size, num_workers)
         self.num_points, self.batch_size, self.num_workers = num_points, batch_size, num_workers
         augment = (bool(rotate_up), self.scale, self.jitter)
         common = dict(num_points=num_points, seed=seed, noise=noise, outliers=outliers, drop=drop)

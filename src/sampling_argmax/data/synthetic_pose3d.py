@@ -25,9 +25,10 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
-from sampling_argmax.data.base import ProceduralSplits
-from sampling_argmax.data.h36m import NUM_JOINTS, Pose3DDataModule, VolumeCoding, pose_sample, project
-from sampling_argmax.data.transforms import apply_affine
+from sampling_argmax.codecs.affine import apply_affine
+from sampling_argmax.data.base import ProceduralSplits, check_loader_args
+from sampling_argmax.data.h36m import NUM_JOINTS, Pose3DDataModule, pose_sample, project
+from sampling_argmax.codecs.volume import VolumeCoding
 
 __all__ = ["SyntheticPoses", "SyntheticPose3DDataModule", "random_pose"]
 
@@ -215,8 +216,7 @@ class SyntheticPose3DDataModule(ProceduralSplits, Pose3DDataModule):
                  num_workers: int = 0, seed: int = 0, clutter: int = 0, noise: float = 0.02, heading: float = 90.0,
                  articulation: float = 0.7) -> None:
         super().__init__()
-        if batch_size < 1 or num_workers < 0:
-            raise ValueError(f"need batch_size >= 1 and num_workers >= 0; got {batch_size}, {num_workers}")
+        check_loader_args(batch_size, num_workers)
         self.save_hyperparameters()
         self.coding = VolumeCoding(input_size, map_size, depth_bins, depth_range)
         self.batch_size, self.num_workers = batch_size, num_workers

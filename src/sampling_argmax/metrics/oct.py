@@ -88,19 +88,22 @@ class OCTEvaluator(Evaluator):
     to ``context.output_dir``.
 
     Args:
-        boundary_names: names of the boundaries, top to bottom (None = MSHC's 9).
+        boundary_names: names of the boundaries, top to bottom (None = the data module's, from its references'
+            ``boundary_names``).
         topology: impose non-negative gaps (True, the task's read-out); False measures the raw read-outs.
     """
 
     def __init__(self, boundary_names: Sequence[str] | None = None, topology: bool = True) -> None:
-        from sampling_argmax.data.oct import BOUNDARY_NAMES
-
-        self.boundary_names = tuple(boundary_names) if boundary_names is not None else BOUNDARY_NAMES
+        self.names = tuple(boundary_names) if boundary_names is not None else None
         self.topology = topology
 
     def __call__(self, outputs: Mapping[str, np.ndarray], context: EvaluationContext) -> dict[str, float]:
         require(outputs, ("pred_grid", "row_offset", "truth", "pixel_um"), "OCTEvaluator")
-        count = len(self.boundary_names)
+        names = self.names or tuple(context.references.get("boundary_names", ()))
+        if not names:
+            raise ValueError("OCTEvaluator needs the boundary names: give boundary_names, or a data module whose "
+                             "references(stage) hold 'boundary_names'")
+        count = len(names)
         raw = columns_to_boundaries(outputs["pred_grid"], count)
         truth = np.asarray(outputs["truth"], np.float64)
         if truth.shape != raw.shape:
@@ -112,24 +115,24 @@ class OCTEvaluator(Evaluator):
         table = boundary_errors(pred, truth, np.asarray(outputs["pixel_um"], np.float64).reshape(-1))
         metrics = {"mad_um": float(np.nanmean(table["mad"])), "signed_um": float(np.nanmean(table["signed"])),
                    "rmse_um": float(np.nanmean(table["rmse"])), "order_violations": violations}
-        metrics.update({f"mad_um_{name}": float(v) for name, v in zip(self.boundary_names, table["mad"])})
+        metrics.update({f"mad_um_{name}": float(v) for name, v in zip(names, table["mad"])})
         if context.output_dir is not None:
-            self._write(context, table)
+            self._write(context, table, names)
         return metrics
 
-    def _write(self, context: EvaluationContext, table: Mapping[str, np.ndarray]) -> None:
+    def _write(self, context: EvaluationContext, table: Mapping[str, np.ndarray], names: Sequence[str]) -> None:
         folder = context.output_dir
         folder.mkdir(parents=True, exist_ok=True)
         stem = folder / f"oct_{context.stage}_boundaries"
         with open(stem.with_suffix(".csv"), "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["boundary", "mad_um", "signed_um", "rmse_um", "count"])
-            for i, name in enumerate(self.boundary_names):
+            for i, name in enumerate(names):
                 writer.writerow([name, *(f"{table[k][i]:.4f}" for k in ("mad", "signed", "rmse")),
                                  int(table["count"][i])])
         lines = ["| boundary | MAD (µm) | signed (µm) | RMSE (µm) |", "|---|---|---|---|"]
         lines += [f"| {name} | {table['mad'][i]:.2f} | {table['signed'][i]:+.2f} | {table['rmse'][i]:.2f} |"
-                  for i, name in enumerate(self.boundary_names)]
+                  for i, name in enumerate(names)]
         lines.append(f"| mean | {np.nanmean(table['mad']):.2f} | {np.nanmean(table['signed']):+.2f} | "
                      f"{np.nanmean(table['rmse']):.2f} |")
         stem.with_suffix(".md").write_text("\n".join(lines) + "\n")

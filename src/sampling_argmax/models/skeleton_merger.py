@@ -24,7 +24,7 @@ the samples (the expected loss); with the soft-argmax methods it is fed the expe
 regularizer (:meth:`~sampling_argmax.methods.Method.label_free_regularizer`).
 
 Example:
-    >>> from sampling_argmax.methods import paper_method
+    >>> from sampling_argmax.methods import Objective, paper_method
     >>> model = SkeletonMerger(PointNet2(16, sa_npoints=(16,), sa_radii=((0.4,),), sa_nsamples=((8,),),
     ...                        sa_mlps=(((16,),),), global_mlp=(16,), fp_mlps=((16,), (16,)), head_width=16),
     ...                        num_keypoints=4, points_per_segment=5)
@@ -42,9 +42,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sampling_argmax.methods import Method
+from sampling_argmax.methods import Method, Objective
 from sampling_argmax.models.pointnet2 import PointNet2
-from sampling_argmax.training.module import Objective
 
 __all__ = ["SkeletonMerger", "SkeletonObjective", "composite_chamfer", "segment_pairs"]
 

@@ -1,6 +1,6 @@
 """``sampling-argmax compare``: the paper's six methods on one task, same model, budget and seeds.
 
-Every run is built by :class:`~sampling_argmax.training.cli.SamplingArgmaxCLI` from the task's YAML
+Every run is built by :class:`~sampling_argmax.cli.SamplingArgmaxCLI` from the task's YAML
 (data + model + trainer; the built-in synthetic 2D task when no ``--config`` is given) with only the
 method and the seed varied, then trained (fit) and evaluated on the test split with its final weights.
 The report folder gets ``table.md``/``table.csv`` (rows: metrics, columns: methods, mean ± std over

@@ -17,18 +17,16 @@ split) writes ``<default_root_dir>/predictions/predictions.{json,csv}``, one row
 from __future__ import annotations
 
 import inspect
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from sampling_argmax.data.base import LocalizationDataModule
+from sampling_argmax._io import file_sha256, write_rows
 from sampling_argmax.methods import METHODS, method_config, paper_method
 from sampling_argmax.training.checkpoints import (
     LAST,
@@ -250,8 +248,6 @@ class SamplingArgmaxCLI(LightningCLI):
 
     def after_predict(self) -> None:
         """Write the rows of the test split (``predict_step``'s outputs) where the run's files live."""
-        from sampling_argmax.inference import file_sha256, write_rows
-
         batches = self.trainer.predict_loop.predictions or []
         if batches and isinstance(batches[0], list):  # several dataloaders: one list each
             batches = [b for loader in batches for b in loader]

@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,70 +25,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sampling_argmax.data.base import INPUT_KEYS, LocalizationDataModule, input_key, swap_pairs
-from sampling_argmax.methods import Method
+from sampling_argmax.data.base import INPUT_KEYS, Batch, LocalizationDataModule, input_key
+from sampling_argmax.methods import Method, Objective
 from sampling_argmax.metrics.base import EvaluationContext, Evaluator
 from sampling_argmax.metrics.localization import KeypointEvaluator
+from sampling_argmax.readout import FlipTest, ReadOut, read_out
 
-__all__ = ["LocalizationModule", "Objective", "flip_average", "gather_outputs", "to_original_coords", "DivergedError"]
-
-
-class Objective:
-    """A task's own training loss, for tasks trained without labels: ``objective(model, method, batch) -> scalar``.
-
-    It runs the model on the batch itself and reads the keypoints out with the method's label-free entry points
-    (:meth:`~sampling_argmax.methods.Method.keypoint_samples`, ``label_free_regularizer``).
-    """
-
-    def __call__(self, model: nn.Module, method: Method, batch: dict[str, Any]) -> Tensor:
-        raise NotImplementedError
+__all__ = ["LocalizationModule", "Objective", "gather_outputs", "DivergedError"]
 
 
 class DivergedError(FloatingPointError):
     """Training produced non-finite numbers; nothing broken is saved."""
-
-
-def to_original_coords(pred_grid: Tensor, to_original: Tensor | None) -> Tensor:
-    """Map (B, K, dims) map coordinates to original units through homogeneous matrices.
-
-    ``to_original``: (B, dims+1, dims+1) per sample, or (B, K, out+1, dims+1) per keypoint (a keypoint's own
-    affine map into ``out`` original dimensions, e.g. OCT: crop row of A-scan c -> (column, original row)).
-    Returns (B, K, dims) or (B, K, out).
-    """
-    if to_original is None:
-        return pred_grid
-    dims = pred_grid.shape[-1]
-    per_sample = to_original.dim() == 3 and to_original.shape[-2:] == (dims + 1, dims + 1)
-    per_keypoint = to_original.dim() == 4 and to_original.shape[1] == pred_grid.shape[1] and \
-        to_original.shape[-1] == dims + 1 and to_original.shape[-2] >= 2
-    if not (per_sample or per_keypoint):
-        raise ValueError(
-            f"batch['to_original'] has shape {tuple(to_original.shape)}; it must be (B, {dims + 1}, {dims + 1}) "
-            f"per sample or (B, {pred_grid.shape[1]}, out+1, {dims + 1}) per keypoint for {dims}D coordinates"
-        )
-    matrix = to_original.to(torch.float64)  # the contract's precision: original pixels can be large
-    if per_sample:
-        matrix = matrix[:, None]
-    out = (matrix[..., :-1, :dims] @ pred_grid.to(torch.float64)[..., None])[..., 0] + matrix[..., :-1, dims]
-    return out.to(pred_grid.dtype)
-
-
-def flip_average(logits: Tensor, flipped_logits: Tensor, flip_pairs: Sequence[Sequence[int]],
-                 mirror_maps: bool = True) -> Tensor:
-    """Flip test: average the probability maps of an input and of its mirror image.
-
-    ``flipped_logits`` are the model's output on the mirrored input; on grids (``mirror_maps``) they are
-    mirrored back along the last (x) axis, on point sets (the same points, mirrored) they are not; then
-    left/right keypoints are swapped before averaging. Returns log-probabilities (B, K, *map), so every
-    method's read-out applies unchanged (softmax(log p) = p).
-    """
-    if logits.shape != flipped_logits.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} and flipped_logits {tuple(flipped_logits.shape)} differ")
-    back = (flipped_logits.flip(-1) if mirror_maps else flipped_logits)[:, swap_pairs(logits.shape[1], flip_pairs)]
-    batch, keypoints = logits.shape[:2]
-    prob = torch.softmax(logits.float().reshape(batch, keypoints, -1), -1)
-    prob_back = torch.softmax(back.float().reshape(batch, keypoints, -1), -1)
-    return torch.log((prob + prob_back).clamp_min(1e-30) / 2).reshape(logits.shape)
 
 
 def gather_outputs(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -206,23 +152,32 @@ class LocalizationModule(L.LightningModule):
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         return datamodule if isinstance(datamodule, LocalizationDataModule) else None
 
-    def evaluation_logits(self, batch: dict[str, Any], datamodule: LocalizationDataModule | None = None) -> Tensor:
+    def evaluation_logits(self, batch: Batch, datamodule: LocalizationDataModule | None = None) -> Tensor:
         """Logits used for evaluation: the model's, or with ``flip_test`` the flip-averaged log-probabilities.
 
         ``datamodule`` (default: the trainer's) gives the flip pairs and the mirror of the input.
         """
-        key = input_key(batch)
-        logits = self.model(batch[key])
+        return self.read_out(batch, datamodule, check_finite=False).logits
+
+    def flip(self, datamodule: LocalizationDataModule | None = None) -> FlipTest | None:
+        """The flip test's pairs and mirror (from ``datamodule``, default the trainer's) when ``flip_test``."""
         if not self.flip_test:
-            return logits
+            return None
         datamodule = datamodule or self._datamodule()
         if datamodule is None or datamodule.flip_pairs is None:
             raise ValueError(
                 "flip_test=True needs a LocalizationDataModule with flip_pairs (left/right keypoint pairs, () if "
                 "none); set model.flip_test=false for this dataset"
             )
-        flipped = self.model(datamodule.mirror(key, batch[key]))
-        return flip_average(logits, flipped, datamodule.flip_pairs, mirror_maps=key != "points")
+        return FlipTest(datamodule.flip_pairs, datamodule.mirror)
+
+    def read_out(self, batch: Batch, datamodule: LocalizationDataModule | None = None,
+                 check_finite: bool = True) -> ReadOut:
+        """:func:`~sampling_argmax.readout.read_out` of this model and method on a batch (its input, its
+        ``to_original``), with the flip test as configured; ``datamodule`` default: the trainer's."""
+        key = input_key(batch)
+        return read_out(self.model, self.method, batch[key], key, self.flip(datamodule), batch.get("to_original"),
+                        check_finite)
 
     # ------------------------------------------------------------------ the data/model pairing
 
@@ -257,7 +212,7 @@ class LocalizationModule(L.LightningModule):
                 "; make the model's num_keypoints and output size match the data's (e.g. the heatmap size)"
             )
 
-    def _check_batch(self, logits: Tensor, batch: dict[str, Any]) -> None:
+    def _check_batch(self, logits: Tensor, batch: Batch) -> None:
         """Cheap per-batch shape checks (also for bare dataloaders, which have no task to check up front)."""
         target = batch["target"]
         logits = self.method.maps(logits)
@@ -290,7 +245,7 @@ class LocalizationModule(L.LightningModule):
         if tau is not None:
             self.log("train/tau", float(tau), on_step=False, on_epoch=True)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         if self.objective is not None:
             return self._objective_step(batch)
         key = input_key(batch)
@@ -311,7 +266,7 @@ class LocalizationModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
         return loss
 
-    def _objective_step(self, batch: dict[str, Any]) -> Tensor:
+    def _objective_step(self, batch: Batch) -> Tensor:
         """A label-free task's step: its objective runs the model and returns the loss."""
         loss = self.objective(self.model, self.method, batch)
         if not torch.isfinite(loss):
@@ -337,21 +292,17 @@ class LocalizationModule(L.LightningModule):
 
     # ------------------------------------------------------------------ evaluation
 
-    def _evaluation_step(self, batch: dict[str, Any]) -> None:
-        logits = self.evaluation_logits(batch)
-        self._check_batch(logits, batch)
-        points = batch.get("points")
-        pred_grid = self.method.predict(logits, points).float()
-        if not bool(torch.isfinite(pred_grid).all()):
-            raise DivergedError(
-                f"non-finite predictions ({self.method.name}): the model diverged{self._names_hint()}; lower the "
-                "learning rate, or evaluate an earlier checkpoint"
-            )
+    def _evaluation_step(self, batch: Batch) -> None:
+        try:
+            out = self.read_out(batch)
+        except FloatingPointError as error:
+            raise DivergedError(f"{error}{self._names_hint()}") from None
+        self._check_batch(out.logits, batch)
         # grid inputs are large and no evaluator reads them; point sets stay (geodesic metrics need them)
         row = {key: _to_numpy(value) for key, value in batch.items() if key not in INPUT_KEYS or key == "points"}
-        row["pred_grid"] = _to_numpy(pred_grid)
-        row["pred"] = _to_numpy(to_original_coords(pred_grid.double(), batch.get("to_original")))
-        row["confidence"] = _to_numpy(self.method.confidence(logits, points))
+        row["pred_grid"] = _to_numpy(out.pred_grid)
+        row["pred"] = _to_numpy(out.pred_grid.double() if out.pred is None else out.pred)
+        row["confidence"] = _to_numpy(out.confidence)
         if "index" not in row:
             raise ValueError("every batch needs an 'index' entry (the dataset index) to de-duplicate DDP outputs")
         self._outputs.append(row)
@@ -399,25 +350,23 @@ class LocalizationModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._sync_buffers()
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step(batch)
 
     def on_validation_epoch_end(self) -> None:
         self._evaluation_epoch_end("val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step(batch)
 
     def on_test_epoch_end(self) -> None:
         self._evaluation_epoch_end("test")
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
-        logits = self.evaluation_logits(batch)
-        points = batch.get("points")
-        pred_grid = self.method.predict(logits, points).float()
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor]:
+        out = self.read_out(batch, check_finite=False)
         return {
             "index": batch["index"],
-            "pred_grid": pred_grid,
-            "pred": to_original_coords(pred_grid, batch.get("to_original")),
-            "confidence": self.method.confidence(logits, points),
+            "pred_grid": out.pred_grid,
+            "pred": out.pred_grid if out.pred is None else out.pred.to(out.pred_grid.dtype),
+            "confidence": out.confidence,
         }

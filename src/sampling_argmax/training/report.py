@@ -15,14 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
-from lightning.pytorch.cli import instantiate_module
 
 from sampling_argmax.data.base import input_key
 from sampling_argmax.metrics import binned_by_confidence, instance_confidence, instance_errors, pearson
-from sampling_argmax.training.checkpoints import read_checkpoint, rebuild
-from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
-from sampling_argmax.training.module import LocalizationModule
+from sampling_argmax.training.trained import load_trained
 
 __all__ = [
     "MapSnapshot",
@@ -136,12 +132,12 @@ def snapshot_maps(module, datamodule, num_samples: int = 4, split: str = "val") 
     device = next(module.parameters()).device
     batch = {key: torch.cat(inputs)[:num_samples].to(device)}
     target = torch.cat(targets)[:num_samples]
-    output = module.evaluation_logits(batch, datamodule)
+    out = module.read_out(batch, datamodule, check_finite=False)
     module.train(was_training)
-    logits = module.method.maps(output)
+    logits = module.method.maps(out.logits)
     size, keypoints = logits.shape[:2]
     prob = torch.softmax(logits.float().reshape(size, keypoints, -1), -1).reshape(logits.shape)
-    pred = module.method.predict(output, batch.get("points"))
+    pred = out.pred_grid
     return MapSnapshot(
         name=getattr(module.method, "name", type(module.method).__name__),
         images=batch[key].float().cpu().numpy(), prob=prob.cpu().numpy(), pred=pred.float().cpu().numpy(),
@@ -356,30 +352,6 @@ def plot_calibration(points: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]
 
 
 # ---------------------------------------------------------------------------------------------- visualize
-
-
-def load_trained(checkpoint: Path, config: Path | None = None):
-    """(module, datamodule) of a checkpoint written by ``sampling-argmax fit`` or ``compare``."""
-    state = read_checkpoint(checkpoint, "--checkpoint")
-    if "model" not in state.get("hyper_parameters", {}):
-        raise ValueError(
-            f"{checkpoint} does not record how its model was built (it was not written through the "
-            "sampling-argmax CLI); load it in Python with LocalizationModule.load_from_checkpoint(path, model=..., "
-            "method=...)"
-        )
-    module = rebuild(lambda: LocalizationModule.load_from_checkpoint(checkpoint, map_location="cpu"), checkpoint,
-                     "the model and method")
-    data_hparams = dict(state.get("datamodule_hyper_parameters", {}))
-    if config is not None:
-        cli = SamplingArgmaxCLI(args=["--config", str(config), "--trainer.logger", "false"], run=False)
-        return module, cli.datamodule
-    if "_class_path" not in data_hparams:
-        raise ValueError(
-            f"{checkpoint} does not record its datamodule; pass --config with the run's YAML "
-            "(logs/version_N/config.yaml beside the checkpoints)"
-        )
-    data_hparams.pop("_instantiator", None)
-    return module, rebuild(lambda: instantiate_module(LightningDataModule, data_hparams), checkpoint, "the data module")
 
 
 def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:

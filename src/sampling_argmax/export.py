@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from sampling_argmax.data.base import LocalizationDataModule
 from sampling_argmax.inference import Predictor
-from sampling_argmax.training.module import flip_average
+from sampling_argmax.readout import FlipTest, read_out
 
 __all__ = ["InferenceModel", "export_model", "export_main"]
 
@@ -58,12 +58,9 @@ class InferenceModel(nn.Module):
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
 
-        logits = self.model(inputs)
-        if self.flip_test:
-            flipped = self.model(self._mirror(self.key, inputs))
-            logits = flip_average(logits, flipped, self.flip_pairs, mirror_maps=self.key != "points")
-        points = inputs if self.key == "points" else None
-        return self.method.predict(logits, points).float(), self.method.confidence(logits, points).float()
+        flip = FlipTest(self.flip_pairs, self._mirror) if self.flip_test else None
+        out = read_out(self.model, self.method, inputs, self.key, flip, check_finite=False)
+        return out.pred_grid, out.confidence
 
 
 def export_model(model: InferenceModel, example: Tensor, path: Path, format: str) -> Path:
@@ -132,8 +129,7 @@ def export_main(argv: Sequence[str] | None = None) -> Path:
         example = torch.stack([sample[key] for sample in samples])
         example = example if len(example) >= 2 else torch.cat([example, example])
     else:
-        key = "points" if len(shape) == 2 and len(datamodule.map_shape) == 1 and shape[0] == datamodule.map_shape[0] \
-            else {2: "signal", 3: "image", 4: "volume"}[len(shape)]
+        key = datamodule.input_name
         example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     model = InferenceModel(predictor.module, datamodule, key, flip_test=args.flip_test == "true")
     export_model(model, example, out, args.format)

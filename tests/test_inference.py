@@ -15,7 +15,7 @@ from PIL import Image
 
 from sampling_argmax.data.base import RawInput
 from sampling_argmax.inference import Predictor
-from sampling_argmax.training.cli import main
+from sampling_argmax.cli import main
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 
 pytestmark = pytest.mark.usefixtures("one_thread", "quiet")  # tests/conftest.py

@@ -22,10 +22,10 @@ import sys
 
 import torch
 
+from sampling_argmax.export import export_main
 from sampling_argmax.inference import predict_main
 from sampling_argmax.training.checkpoints import RunLockedError
 from sampling_argmax.training.compare import compare_main
-from sampling_argmax.training.export import export_main
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 from sampling_argmax.training.module import DivergedError
 from sampling_argmax.training.report import visualize_main

@@ -12,8 +12,8 @@ import torch
 
 from sampling_argmax.data.base import RawInput
 from sampling_argmax.inference import Predictor
-from sampling_argmax.training.cli import main
-from sampling_argmax.training.export import InferenceModel
+from sampling_argmax.cli import main
+from sampling_argmax.export import InferenceModel
 
 pytestmark = pytest.mark.usefixtures("one_thread", "quiet")  # tests/conftest.py
 
