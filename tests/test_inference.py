@@ -208,7 +208,7 @@ def test_coco_person_boxes_are_framed_exactly_as_test_frames_them(shared_data, t
     width, height = PILImage.open(whole[0].source).size
     assert module.prepare(whole[0])["box"] == [0.0, 0.0, width - 1.0, height - 1.0]
     # the ground-truth boxes of the annotation json when no detections are given
-    from sampling_argmax.data.coco import load_person_records
+    from sampling_argmax.data.coco_files import load_person_records
 
     people = load_person_records(root / "test_coco.json", root)
     assert [r.box for r in module.raw_inputs(root / "test_coco.json")] == [tuple(p["box"]) for p in people]

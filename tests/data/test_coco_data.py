@@ -13,9 +13,8 @@ from sampling_argmax.data.coco import (
     COCODataModule,
     box_to_center_size,
     half_body_box,
-    load_detection_records,
-    load_person_records,
 )
+from sampling_argmax.data.coco_files import load_detection_records, load_person_records
 from sampling_argmax.metrics.base import EvaluationContext
 from sampling_argmax.metrics.coco import COCOEvaluator
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sampling_argmax.data.coco import COCODataModule, load_person_records
+from sampling_argmax.data.coco import COCODataModule
+from sampling_argmax.data.coco_files import load_person_records
 from sampling_argmax.methods import paper_method
 from sampling_argmax.metrics.base import EvaluationContext
 from sampling_argmax.metrics.coco import COCOEvaluator
