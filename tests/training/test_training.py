@@ -4,12 +4,9 @@ import warnings
 import lightning as L
 import numpy as np
 import pytest
-import torch
-from sampling_argmax.codecs.base import to_original_coords
 from sampling_argmax.data.synthetic import SyntheticDataModule
 from sampling_argmax.methods import paper_method
 from sampling_argmax.models import SmallHeatmapNet
-from sampling_argmax.readout import flip_average
 from sampling_argmax.training import LocalizationModule
 from sampling_argmax.training.module import gather_outputs
 
@@ -27,36 +24,6 @@ def tiny_trainer(**kwargs):
     options = dict(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                    enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")
     return L.Trainer(**{**options, **kwargs})
-
-
-def test_to_original_coords_applies_each_samples_affine():
-    pred = torch.tensor([[[1.0, 2.0]], [[1.0, 2.0]]])
-    matrices = torch.stack([torch.eye(3), torch.tensor([[2.0, 0, 0.5], [0, 4.0, 1.0], [0, 0, 1]])])
-    out = to_original_coords(pred, matrices)
-    assert torch.allclose(out, torch.tensor([[[1.0, 2.0]], [[2.5, 9.0]]]))
-    assert to_original_coords(pred, None) is pred
-    with pytest.raises(ValueError, match="to_original"):
-        to_original_coords(pred, torch.eye(4).expand(2, 4, 4))
-
-
-def test_to_original_coords_applies_each_keypoints_map_into_more_dimensions():
-    rows = torch.tensor([[[3.0], [5.0]]])  # two 1D keypoints (OCT: crop rows of A-scans 0 and 8)
-    maps = torch.tensor([[[[0.0, 0.0], [1.0, 10.0], [0.0, 1.0]], [[0.0, 8.0], [1.0, -2.0], [0.0, 1.0]]]])
-    assert torch.equal(to_original_coords(rows, maps), torch.tensor([[[0.0, 13.0], [8.0, 3.0]]]))
-    with pytest.raises(ValueError, match=r"\(B, 2, out\+1, 2\) per keypoint"):
-        to_original_coords(rows, maps[:, :1])
-
-
-def test_flip_average_mirrors_back_and_swaps_pairs():
-    torch.manual_seed(0)
-    logits = torch.randn(2, 3, 5, 6)
-    # what a perfectly flip-equivariant model outputs on the mirrored image: mirrored maps, pair (0, 2) swapped
-    mirrored = logits.flip(-1)[:, [2, 1, 0]]
-    averaged = flip_average(logits, mirrored, [(0, 2)])
-    expected = torch.softmax(logits.reshape(2, 3, -1), -1).reshape(logits.shape)
-    assert torch.allclose(averaged.exp(), expected, atol=1e-6)
-    # without the swap the maps of keypoints 0 and 2 get mixed: the average differs
-    assert not torch.allclose(flip_average(logits, mirrored, []).exp(), expected, atol=1e-3)
 
 
 def test_gather_outputs_keeps_one_row_per_index_sorted():
