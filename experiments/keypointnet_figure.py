@@ -28,9 +28,9 @@ def predict(checkpoint: Path, samples: list[int]):
     datamodule.setup("test")
     dataset = datamodule.test_dataloader().dataset
     batch = torch.utils.data.default_collate([dataset[n] for n in samples])
-    logits = module.model(batch["points"])
-    prob = torch.softmax(logits.float(), -1)
-    pred = module.method.predict(logits, batch["points"])
+    out = module.read_out(batch, datamodule)
+    prob = torch.softmax(out.logits.float(), -1)
+    pred = out.pred_grid
     names = datamodule.references("test").get("categories", [])
     return batch, prob.numpy(), pred.numpy(), names
 

@@ -49,9 +49,9 @@ def map_statistics(checkpoint: Path) -> tuple[dict[str, float], tuple[np.ndarray
     outputs: dict[str, list[np.ndarray]] = defaultdict(list)
     eye_cells: list[np.ndarray] = []
     for batch in datamodule.test_dataloader():
-        output = module.evaluation_logits(batch, datamodule)
-        logits = module.method.maps(output)  # a learned-basis output also carries the laws' parameters
-        pred = module.method.predict(output).float()
+        out = module.read_out(batch, datamodule)
+        logits = module.method.maps(out.logits)  # a learned-basis output also carries the laws' parameters
+        pred = out.pred_grid
         weight = batch["target_weight"].float()
         per_keypoint = {
             "error": torch.linalg.vector_norm(pred - batch["target"], dim=-1),
@@ -64,7 +64,7 @@ def map_statistics(checkpoint: Path) -> tuple[dict[str, float], tuple[np.ndarray
         count += float(weight.sum())
         if "interocular" in batch:  # MTFL order: left eye 0, right eye 1
             eye_cells.append(torch.linalg.vector_norm(batch["target"][:, 0] - batch["target"][:, 1], dim=-1).numpy())
-        for name, value in (("confidence", module.method.confidence(output)), ("pred_grid", pred),
+        for name, value in (("confidence", out.confidence), ("pred_grid", pred),
                             ("target", batch["target"]), ("target_weight", weight)):
             outputs[name].append(value.float().numpy())
     points = calibration_points({name: np.concatenate(chunks) for name, chunks in outputs.items()})

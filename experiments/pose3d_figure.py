@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sampling_argmax.codecs.base import to_original_coords
 from sampling_argmax.data.h36m import BONES, JOINT_NAMES
 from sampling_argmax.metrics.pose3d import back_project, mpjpe, pa_mpjpe
 from sampling_argmax.training.trained import load_trained
@@ -35,9 +34,8 @@ def predict(checkpoint: Path, samples: list[int]) -> dict:
     datamodule.setup("test")
     dataset = datamodule.test_dataloader().dataset
     batch = torch.utils.data.default_collate([dataset[n] for n in samples])
-    logits = module.evaluation_logits(batch, datamodule)
-    grid = module.method.predict(logits).float()
-    uvz = to_original_coords(grid.double(), batch["to_original"]).numpy()
+    out = module.read_out(batch, datamodule)
+    logits, grid, uvz = out.logits, out.pred_grid, out.pred.numpy()
     cam = back_project(uvz, batch["root_depth"].numpy(), batch["focal"].numpy(), batch["principal"].numpy())
     prob = torch.softmax(logits.float().flatten(2), -1).reshape(logits.shape).numpy()
     return {"batch": batch, "grid": grid.numpy(), "cam": cam, "prob": prob}

@@ -124,8 +124,7 @@ def export_main(argv: Sequence[str] | None = None) -> Path:
     shape = tuple(datamodule.input_shape)
     if args.example:
         samples = [datamodule.prepare(raw) for path in args.example for raw in datamodule.raw_inputs(path)]
-        keys = {key for sample in samples for key in sample if key in ("image", "volume", "signal", "points")}
-        key = keys.pop()
+        key = datamodule.input_name
         example = torch.stack([sample[key] for sample in samples])
         example = example if len(example) >= 2 else torch.cat([example, example])
     else:

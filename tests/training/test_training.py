@@ -99,7 +99,11 @@ def test_bad_module_arguments(kwargs, match):
     ["sampling_argmax.training.module", "sampling_argmax.training.lightning_cli", "sampling_argmax.data.synthetic",
      "sampling_argmax.data.base", "sampling_argmax.metrics.base",
      "sampling_argmax.metrics.localization", "sampling_argmax.metrics.calibration",
-     "sampling_argmax.models.resnet_deconv", "sampling_argmax.models.small"],
+     "sampling_argmax.models.resnet_deconv", "sampling_argmax.models.small",
+     "sampling_argmax.codecs.base", "sampling_argmax.codecs.affine", "sampling_argmax.codecs.topdown",
+     "sampling_argmax.codecs.volume", "sampling_argmax.codecs.bscan", "sampling_argmax.codecs.points",
+     "sampling_argmax.readout", "sampling_argmax.methods", "sampling_argmax.methods.base",
+     "sampling_argmax.methods.catalogue", "sampling_argmax.data.images", "sampling_argmax.data.transforms"],
 )
 def test_docstring_examples_run(name):
     import doctest

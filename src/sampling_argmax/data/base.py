@@ -16,9 +16,9 @@ Conventions shared by every task (one rule each):
 * a sample's input sits under exactly one key of :data:`INPUT_KEYS`;
 * ``target`` is in map units: grid cells in x, y(, z) order (cell ``i`` centred at ``i``) or, on point
   sets, the points' own coordinates; ``target_weight`` ``>= 0`` (0 = unlabeled or outside the map);
-* a keypoint is inside the map when every coordinate lies in ``[-0.5, n - 0.5]`` (:func:`inside_map`);
+* a keypoint is inside the map when every coordinate lies in ``[-0.5, n - 0.5]`` (:func:`~sampling_argmax.codecs.base.inside_map`);
 * ``to_original`` is a float64 homogeneous matrix from map units to the original image/object;
-* a horizontal flip mirrors x about the centre of the input (:func:`mirror_matrix`) and swaps the
+* a horizontal flip mirrors x about the centre of the input (:func:`~sampling_argmax.codecs.base.mirror_matrix`) and swaps the
   ``flip_pairs``; the map of a mirrored input is the mirrored map (:meth:`LocalizationDataModule.mirror`);
 * predicting on a user's own files (optional): :meth:`LocalizationDataModule.raw_inputs` lists what a path
   stands for and :meth:`LocalizationDataModule.prepare` frames one :class:`RawInput` as at evaluation.
@@ -27,8 +27,6 @@ Example:
     >>> batch = {"image": torch.zeros(2, 3, 64, 64), "target": torch.zeros(2, 5, 2), "index": torch.arange(2)}
     >>> input_key(batch)
     'image'
-    >>> inside_map(np.array([[-0.5, 3.0], [2.0, 3.6]]), (4, 4)).tolist()
-    [True, False]
 """
 
 from __future__ import annotations
