@@ -109,3 +109,25 @@ def airplane_sample_args(shared_data, tmp_path):
             "--data.init_args.splits_dir", str(root / "splits"), "--data.init_args.missing_clouds", "skip",
             "--data.init_args.val_split", "test", "--trainer.default_root_dir", str(tmp_path),
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture
+def exits(capsys):
+    """``with exits(1, "message"):`` -- the block ends the command with that exit status and prints the message on
+    stderr (a ``SystemExit`` whose code is a string exits with status 1: Python prints the string)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def check(status: int, message: str):
+        with pytest.raises(SystemExit) as info:
+            yield info
+        code = info.value.code
+        err = capsys.readouterr().err
+        if isinstance(code, str):  # raise SystemExit("...") : the interpreter prints it and exits with 1
+            assert status == 1 and message in code, (code, message)
+        else:
+            assert code == status, (code, status, err[-2000:])
+            assert message in err, (message, err[-2000:])
+        return info
+
+    return check

@@ -110,13 +110,13 @@ def test_compare_resume_retests_finished_runs_and_keeps_their_train_time(tmp_pat
     assert again["fit_time_s"] == pytest.approx(first["fit_time_s"])  # not the near-zero time of the no-op fit
 
 
-def test_compare_and_visualize_reject_bad_arguments(tmp_path):
+def test_compare_and_visualize_reject_bad_arguments(tmp_path, exits):
     from sampling_argmax.training.compare import compare_main
     from sampling_argmax.training.report import visualize_main
 
-    with pytest.raises(SystemExit):
+    with exits(2, "unknown method(s) ['hard_argmax']"):  # argparse's usage errors: status 2
         compare_main(["--methods", "hard_argmax"])
-    with pytest.raises(SystemExit):
+    with exits(2, f"--config {tmp_path / 'missing.yaml'} does not exist"):
         compare_main(["--config", str(tmp_path / "missing.yaml")])
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         visualize_main(["--checkpoint", str(tmp_path / "none.ckpt")])
