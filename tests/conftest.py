@@ -45,3 +45,21 @@ def quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+def colored_fraction(path) -> float:
+    """Fraction of a figure's pixels that are drawn in colour (HSV saturation > 0.3 and value > 0.2): the
+    colour maps, keypoint markers and curves; a figure of empty axes, white with black text, scores 0."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255
+    value = rgb.max(-1)
+    saturation = np.where(value > 0, (value - rgb.min(-1)) / np.maximum(value, 1e-12), 0)
+    return float(((saturation > 0.3) & (value > 0.2)).mean())
+
+
+@pytest.fixture
+def drawn():
+    """``drawn(path)``: the fraction of the figure's pixels drawn in colour (see `colored_fraction`)."""
+    return colored_fraction

@@ -76,7 +76,7 @@ def test_default_run_folder_is_task_and_method(tmp_path, monkeypatch):
     assert any(c._every_n_train_steps == 50 for c in checkpoints)
 
 
-def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys):
+def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys, drawn):
     from sampling_argmax.training.compare import compare_main
     from sampling_argmax.training.report import visualize_main
 
@@ -88,13 +88,16 @@ def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys):
     assert "| metric | soft | samp_uni |" in table and "±" in table and "train time" in table
     assert (out / "table.csv").read_text().startswith("metric,soft_mean,soft_std,samp_uni_mean")
     assert len((out / "runs.csv").read_text().strip().splitlines()) == 5
-    assert (out / "maps.png").stat().st_size > 1000 and (out / "predictions.png").stat().st_size > 1000
-    assert (out / "calibration.png").stat().st_size > 1000
+    fractions = {name: drawn(out / name) for name in ("maps.png", "predictions.png", "calibration.png")}
+    assert fractions["maps.png"] > 0.01 and fractions["predictions.png"] > 0.001, fractions
+    assert fractions["calibration.png"] > 0.001, fractions
     assert "| mean error (px) ↓ |" in capsys.readouterr().out
     checkpoints = [str(out / "runs" / m / "seed0" / "checkpoints" / "last.ckpt") for m in ("soft", "samp_uni")]
     one = visualize_main(["--checkpoint", checkpoints[0], "--out", str(tmp_path / "one"), "--num_samples", "3"])
     two = visualize_main(["--checkpoint", *checkpoints, "--out", str(tmp_path / "two"), "--num_samples", "3"])
-    assert all(p.stat().st_size > 1000 for p in one + two)
+    # maps: heat maps over gray images; predictions: the keypoint markers only
+    assert all(drawn(p) > (0.01 if p.name == "maps.png" else 0.001) for p in one + two), \
+        {str(p): drawn(p) for p in one + two}
     from PIL import Image
 
     assert Image.open(two[0]).size[1] > Image.open(one[0]).size[1]  # one row per checkpoint

@@ -140,13 +140,21 @@ def test_evaluating_needs_a_checkpoint_and_refuses_contradictions(tmp_path, caps
         main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path)])
     with exits(1, "last.ckpt does not exist"):
         main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "last"])
-    fit(tmp_path, "--trainer.max_epochs", "1")
+    # trained with a method that is not the CLI's default (samp_tri), evaluated without --method
+    fit(tmp_path, "--trainer.max_epochs", "1", "--method", "soft_vr", "--method_args", '{"regularizer_weight": 0.5}')
     ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
-    with exits(1, "contradicts the checkpoint"):
-        main(["validate", *TINY, "--method", "soft", "--trainer.default_root_dir", str(tmp_path / "v"),
+    with exits(1, f"contradicts the checkpoint {ckpt}, trained with SoftArgmaxMethod("):  # the default, given
+        main(["validate", *TINY, "--method", "samp_tri", "--trainer.default_root_dir", str(tmp_path / "v"),
               "--ckpt_path", ckpt])
-    main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path / "t"), "--ckpt_path", ckpt])
-    assert f"test: weights {ckpt} (epoch 1, step 8), method samp_tri" in capsys.readouterr().out
+    from sampling_argmax.training.module import LocalizationModule
+
+    trained = LocalizationModule.load_from_checkpoint(ckpt, map_location="cpu").method
+    assert trained.name == "soft_vr" and trained.regularizer_weight == 0.5
+    for command in ("test", "validate"):
+        cli = SamplingArgmaxCLI(args=[command, *TINY, "--trainer.default_root_dir", str(tmp_path / command),
+                                      "--ckpt_path", ckpt])
+        assert f"{command}: weights {ckpt} (epoch 1, step 8), method soft_vr" in capsys.readouterr().out
+        assert repr(cli.model.method) == repr(trained)  # the method evaluated is the recorded one, arguments too
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint\n", "truncated"])
