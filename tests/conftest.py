@@ -152,3 +152,43 @@ def airplane_sample_args(shared_data, tmp_path):
             "--data.init_args.splits_dir", str(root / "splits"), "--data.init_args.missing_clouds", "skip",
             "--data.init_args.val_split", "test", "--trainer.default_root_dir", str(tmp_path),
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def colored_fraction(path) -> float:
+    """Fraction of a figure's pixels that are drawn in colour (HSV saturation > 0.3 and value > 0.2): the
+    colour maps, keypoint markers and curves; a figure of empty axes, white with black text, scores 0."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255
+    value = rgb.max(-1)
+    saturation = np.where(value > 0, (value - rgb.min(-1)) / np.maximum(value, 1e-12), 0)
+    return float(((saturation > 0.3) & (value > 0.2)).mean())
+
+
+@pytest.fixture
+def drawn():
+    """``drawn(path)``: the fraction of the figure's pixels drawn in colour (see `colored_fraction`)."""
+    return colored_fraction
+
+
+@pytest.fixture
+def exits(capsys):
+    """``with exits(1, "message"):`` -- the block ends the command with that exit status and prints the message on
+    stderr (a ``SystemExit`` whose code is a string exits with status 1: Python prints the string)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def check(status: int, message: str):
+        with pytest.raises(SystemExit) as info:
+            yield info
+        code = info.value.code
+        err = capsys.readouterr().err
+        if isinstance(code, str):  # raise SystemExit("...") : the interpreter prints it and exits with 1
+            assert status == 1 and message in code, (code, message)
+        else:
+            assert code == status, (code, status, err[-2000:])
+            assert message in err, (message, err[-2000:])
+        return info
+
+    return check

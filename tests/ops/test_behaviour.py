@@ -41,11 +41,13 @@ def test_sampling_argmax_concentrates_soft_argmax_stays_spread(one_thread):
     # soft-argmax reaches the target read-out ...
     assert soft_error < 0.1
     # ... with a map that stays spread out (the objective never asked for a shape)
-    assert torch.all(soft_var > 1.0), soft_var
+    assert torch.all(soft_var > 15.0), soft_var  # 20.1 and 17.6 cell² (docs/methods.md: "≈ 20")
 
     # sampling-argmax concentrates its mass on the cells next to the target
-    assert tri_mass >= 0.8, tri_mass
-    assert torch.all(tri_var < 0.5), tri_var
+    # docs/methods.md: "> 99% of the mass on the 2×2 cells around the target (variance < 0.3 cell²)";
+    # measured 0.9977 and (0.069, 0.229) at seed 0, 0.9973 / 0.9978 with variances <= 0.27 at seeds 1 and 2
+    assert tri_mass > 0.99, tri_mass
+    assert torch.all(tri_var < 0.3), tri_var
     assert tri_mass > soft_mass
     # and still reads out near the target (within the cell-centre bias, see experiments/readout_bias.py)
     assert tri_error < 0.5

@@ -269,6 +269,23 @@ def _fwd_bwd_peak(logits, num_samples, implementation):
     return peak_cpu_memory(run)[1]
 
 
+def test_the_memory_probe_reports_a_known_allocation():
+    # calibrates the probe the memory tests below rely on: one 4 MB tensor alive at the end, a 2 MB one freed
+    # inside, a 1 MB one allocated after that free (the peak is 6 MB, not 7 MB and not 4 MB)
+    def run():
+        kept = torch.empty(1_000_000)
+        temporary = torch.empty(500_000)
+        del temporary
+        later = torch.empty(250_000)
+        del later
+        return kept
+
+    kept, peak = peak_cpu_memory(run)
+    assert kept.numel() == 1_000_000 and peak == 6_000_000
+    # the 24,000-byte operand and the 8-byte result are alive together
+    assert peak_cpu_memory(lambda: torch.ones(3, 1000, dtype=torch.float64).sum())[1] == 24_008
+
+
 def test_chunked_memory_is_flat_in_samples_and_far_below_the_reference(monkeypatch):
     monkeypatch.setattr(_chunked, "CHUNK_BYTES", 0)  # one sample at a time, as for maps of >= 4 MiB
     logits = torch.randn(4, 4, 32, 32, requires_grad=True)

@@ -76,7 +76,7 @@ def test_default_run_folder_is_task_and_method(tmp_path, monkeypatch):
     assert any(c._every_n_train_steps == 50 for c in checkpoints)
 
 
-def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys):
+def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys, drawn):
     from sampling_argmax.training.compare import compare_main
     from sampling_argmax.training.report import visualize_main
 
@@ -88,13 +88,16 @@ def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys):
     assert "| metric | soft | samp_uni |" in table and "±" in table and "train time" in table
     assert (out / "table.csv").read_text().startswith("metric,soft_mean,soft_std,samp_uni_mean")
     assert len((out / "runs.csv").read_text().strip().splitlines()) == 5
-    assert (out / "maps.png").stat().st_size > 1000 and (out / "predictions.png").stat().st_size > 1000
-    assert (out / "calibration.png").stat().st_size > 1000
+    fractions = {name: drawn(out / name) for name in ("maps.png", "predictions.png", "calibration.png")}
+    assert fractions["maps.png"] > 0.01 and fractions["predictions.png"] > 0.001, fractions
+    assert fractions["calibration.png"] > 0.001, fractions
     assert "| mean error (px) ↓ |" in capsys.readouterr().out
     checkpoints = [str(out / "runs" / m / "seed0" / "checkpoints" / "last.ckpt") for m in ("soft", "samp_uni")]
     one = visualize_main(["--checkpoint", checkpoints[0], "--out", str(tmp_path / "one"), "--num_samples", "3"])
     two = visualize_main(["--checkpoint", *checkpoints, "--out", str(tmp_path / "two"), "--num_samples", "3"])
-    assert all(p.stat().st_size > 1000 for p in one + two)
+    # maps: heat maps over gray images; predictions: the keypoint markers only
+    assert all(drawn(p) > (0.01 if p.name == "maps.png" else 0.001) for p in one + two), \
+        {str(p): drawn(p) for p in one + two}
     from PIL import Image
 
     assert Image.open(two[0]).size[1] > Image.open(one[0]).size[1]  # one row per checkpoint
@@ -110,13 +113,13 @@ def test_compare_resume_retests_finished_runs_and_keeps_their_train_time(tmp_pat
     assert again["fit_time_s"] == pytest.approx(first["fit_time_s"])  # not the near-zero time of the no-op fit
 
 
-def test_compare_and_visualize_reject_bad_arguments(tmp_path):
+def test_compare_and_visualize_reject_bad_arguments(tmp_path, exits):
     from sampling_argmax.training.compare import compare_main
     from sampling_argmax.training.report import visualize_main
 
-    with pytest.raises(SystemExit):
+    with exits(2, "unknown method(s) ['hard_argmax']"):  # argparse's usage errors: status 2
         compare_main(["--methods", "hard_argmax"])
-    with pytest.raises(SystemExit):
+    with exits(2, f"--config {tmp_path / 'missing.yaml'} does not exist"):
         compare_main(["--config", str(tmp_path / "missing.yaml")])
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         visualize_main(["--checkpoint", str(tmp_path / "none.ckpt")])

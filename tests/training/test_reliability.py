@@ -6,6 +6,7 @@ written into a live model.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,18 +55,18 @@ def test_final_steps_are_saved_whatever_the_validation_cadence(tmp_path):
     assert [p.name for p in (tmp_path / "b" / "checkpoints").glob("last*.ckpt")] == ["last.ckpt"]
 
 
-def test_compare_never_deletes_a_finished_run(tmp_path, capsys):
+def test_compare_never_deletes_a_finished_run(tmp_path, exits):
     args = ["--methods", "soft", "--seeds", "0", "--out", str(tmp_path), "--num_show", "0", *TINY,
             "--trainer.max_epochs", "1"]
     compare_main(args)
     last = tmp_path / "runs" / "soft" / "seed0" / "checkpoints" / "last.ckpt"
     before = last.stat().st_mtime_ns
-    with pytest.raises(SystemExit, match="already have checkpoints.*--resume.*--overwrite"):
+    with exits(1, "already have checkpoints"):
         compare_main(args)
     assert last.stat().st_mtime_ns == before  # untouched: nothing was deleted or retrained
     compare_main([*args, "--overwrite"])
     assert last.is_file() and last.stat().st_mtime_ns != before  # trained again, as asked
-    with pytest.raises(SystemExit):
+    with exits(2, "--resume continues existing runs and --overwrite deletes them; choose one"):
         compare_main([*args, "--overwrite", "--resume"])
 
 
@@ -126,31 +127,34 @@ def test_a_diverged_model_is_never_saved_and_the_run_fails(tmp_path):
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
 
 
-def test_a_learning_rate_that_explodes_stops_with_a_clear_error(tmp_path, capsys):
-    with pytest.raises(SystemExit):
+def test_a_learning_rate_that_explodes_stops_with_a_clear_error(tmp_path, exits):
+    with exits(1, "the last checkpoint written before is kept. Lower the learning rate"):  # a DivergedError
         fit(tmp_path, "--trainer.max_epochs", "3", "--model.lr", "1e12")
-    err = capsys.readouterr().err
-    assert "diverged" in err or "NaN or inf" in err
 
 
 # ---------------------------------------------------------------------------------- nothing silent
 
 
-def test_evaluating_needs_a_checkpoint_and_refuses_contradictions(tmp_path, capsys):
-    with pytest.raises(SystemExit):
+def test_evaluating_needs_a_checkpoint_and_refuses_contradictions(tmp_path, capsys, exits):
+    with exits(1, "needs --ckpt_path"):
         main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path)])
-    assert "needs --ckpt_path" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with exits(1, "last.ckpt does not exist"):
         main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", "last"])
-    assert "last.ckpt does not exist" in capsys.readouterr().err
-    fit(tmp_path, "--trainer.max_epochs", "1")
+    # trained with a method that is not the CLI's default (samp_tri), evaluated without --method
+    fit(tmp_path, "--trainer.max_epochs", "1", "--method", "soft_vr", "--method_args", '{"regularizer_weight": 0.5}')
     ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
-    with pytest.raises(SystemExit):
-        main(["validate", *TINY, "--method", "soft", "--trainer.default_root_dir", str(tmp_path / "v"),
+    with exits(1, f"contradicts the checkpoint {ckpt}, trained with SoftArgmaxMethod("):  # the default, given
+        main(["validate", *TINY, "--method", "samp_tri", "--trainer.default_root_dir", str(tmp_path / "v"),
               "--ckpt_path", ckpt])
-    assert "contradicts the checkpoint" in capsys.readouterr().err
-    main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path / "t"), "--ckpt_path", ckpt])
-    assert f"test: weights {ckpt} (epoch 1, step 8), method samp_tri" in capsys.readouterr().out
+    from sampling_argmax.training.module import LocalizationModule
+
+    trained = LocalizationModule.load_from_checkpoint(ckpt, map_location="cpu").method
+    assert trained.name == "soft_vr" and trained.regularizer_weight == 0.5
+    for command in ("test", "validate"):
+        cli = SamplingArgmaxCLI(args=[command, *TINY, "--trainer.default_root_dir", str(tmp_path / command),
+                                      "--ckpt_path", ckpt])
+        assert f"{command}: weights {ckpt} (epoch 1, step 8), method soft_vr" in capsys.readouterr().out
+        assert repr(cli.model.method) == repr(trained)  # the method evaluated is the recorded one, arguments too
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint\n", "truncated"])
@@ -163,19 +167,19 @@ def test_files_that_are_not_checkpoints_are_clear_errors(tmp_path, capsys, conte
     bad.write_bytes(content)
     for command in (["test", *TINY, "--trainer.default_root_dir", str(tmp_path / "t")],
                     ["fit", *TINY, "--trainer.default_root_dir", str(tmp_path / "f")]):
-        with pytest.raises(SystemExit):
+        with pytest.raises(SystemExit) as info:
             main([*command, "--ckpt_path", str(bad)])
+        assert info.value.code == 1
         err = capsys.readouterr().err
         assert str(bad) in err and ("empty" in err or "not a readable checkpoint" in err)
 
 
-def test_a_checkpoint_of_another_task_or_architecture_is_refused(tmp_path, capsys):
+def test_a_checkpoint_of_another_task_or_architecture_is_refused(tmp_path, exits):
     fit(tmp_path, "--trainer.max_epochs", "1")
     ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
     one_d = ["--data.init_args.dims", "1", "--model.model.init_args.dims", "1", "--data.init_args.size", "64"]
-    with pytest.raises(SystemExit):
+    with exits(1, "holds another architecture"):
         main(["fit", *TINY, *one_d, "--trainer.default_root_dir", str(tmp_path / "x"), "--ckpt_path", ckpt])
-    assert "holds another architecture" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mismatch,match", [
@@ -184,22 +188,21 @@ def test_a_checkpoint_of_another_task_or_architecture_is_refused(tmp_path, capsy
     (["--model.model.init_args.dims", "1"], r"cannot take SyntheticDataModule's input"),
 ])
 def test_data_and_model_that_disagree_fail_before_the_first_step(tmp_path, capsys, mismatch, match):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as info:
         fit(tmp_path, "--trainer.max_epochs", "1", *mismatch)
-    assert pytest.importorskip("re").search(match, capsys.readouterr().err)
+    assert info.value.code == 1
+    assert re.search(match, capsys.readouterr().err)
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # not one step was taken
 
 
-def test_output_folders_that_are_files_are_refused_at_start(tmp_path, capsys):
+def test_output_folders_that_are_files_are_refused_at_start(tmp_path, exits):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(SystemExit):
+    with exits(1, "is a file"):
         fit(tmp_path / "file")
-    assert "is a file" in capsys.readouterr().err
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "checkpoints").write_text("x")
-    with pytest.raises(SystemExit):
+    with exits(1, "checkpoints is a file"):
         fit(tmp_path / "run")
-    assert "checkpoints is a file" in capsys.readouterr().err
     with pytest.raises(NotADirectoryError, match="--out"):
         compare_main(["--methods", "soft", "--out", str(tmp_path / "file" / "report"), *TINY])
 
@@ -217,23 +220,20 @@ def test_pretrained_file_that_is_not_weights_is_a_clear_error(tmp_path):
         ResNetDeconv(depth=18, num_keypoints=2, pretrained=str(tmp_path / "r34.pth"))
 
 
-def test_command_line_values_that_cannot_work_are_refused(tmp_path, capsys):
-    for bad in (["--methods", "soft", "soft"], ["--seeds", "1", "1"], ["--num_show", "-1"]):
-        with pytest.raises(SystemExit):
+def test_command_line_values_that_cannot_work_are_refused(tmp_path, exits):
+    for bad, message in ((["--methods", "soft", "soft"], "--methods lists ['soft', 'soft'] with repeats"),
+                         (["--seeds", "1", "1"], "--seeds lists [1, 1] with repeats"),
+                         (["--num_show", "-1"], "--num_show -1 must be >= 0")):
+        with exits(2, message):  # argparse's usage errors: status 2
             compare_main([*bad, "--out", str(tmp_path)])
-        assert "error" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with exits(1, "checkpoint_every_n_steps=-5"):
         main(["fit", *TINY, "--checkpoint_every_n_steps", "-5", "--trainer.default_root_dir", str(tmp_path)])
-    assert "checkpoint_every_n_steps=-5" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with exits(1, "is a folder; give the .ckpt file"):
         main(["test", *TINY, "--trainer.default_root_dir", str(tmp_path), "--ckpt_path", str(tmp_path)])
-    assert "is a folder; give the .ckpt file" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with exits(1, "--method 'hard_argmax' is not one of"):
         main(["fit", *TINY, "--method", "hard_argmax", "--trainer.default_root_dir", str(tmp_path)])
-    assert "--method 'hard_argmax' is not one of" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with exits(1, "'num_sample' is not an argument of any method"):
         main(["fit", *TINY, "--method_args", '{"num_sample": 3}', "--trainer.default_root_dir", str(tmp_path)])
-    assert "'num_sample' is not an argument of any method" in capsys.readouterr().err
 
 
 def test_a_checkpoint_naming_classes_that_no_longer_exist_is_a_clear_error(tmp_path, capsys):

@@ -82,7 +82,9 @@ def interpolate_features(xyz: Tensor, coarse_xyz: Tensor, coarse_features: Tenso
         return coarse_features.expand(-1, xyz.shape[1], -1)
     k = min(k, coarse_xyz.shape[1])
     distance, index = _square_distances(xyz, coarse_xyz).topk(k, dim=-1, largest=False)  # (B, N, k)
-    weight = 1.0 / (distance.sqrt() + 1e-8)
+    # clamp, not "+ 1e-8": the ONNX exporter's optimizer drops the tiny addend, and a point that is one of the
+    # coarse centres (distance 0) then gets weight inf and NaN features (tests/training/test_export_tasks.py)
+    weight = 1.0 / distance.sqrt().clamp_min(1e-8)
     weight = weight / weight.sum(-1, keepdim=True)
     return (gather_points(coarse_features, index) * weight[..., None]).sum(-2)
 

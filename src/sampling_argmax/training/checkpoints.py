@@ -116,6 +116,11 @@ class RunLock(Callback):
             self._handle.close()
             self._handle = None
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # Lightning skips the callbacks' teardown when fit raises: without this, a failed fit kept its folder
+        # locked for the rest of the process (a retry in the same Python session was refused, naming itself)
+        self.teardown(trainer, pl_module, "")
+
 
 class FinalCheckpoint(Callback):
     """Write ``last.ckpt`` when training ends normally, whatever the step and validation cadence."""
