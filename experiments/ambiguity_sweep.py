@@ -17,20 +17,23 @@ strong    3            0.6        0.5                    (optional extra, betwee
 
 ``run`` trains every (level, method, seed) with ``sampling-argmax compare --resume --out <out>/<level>``, seed by
 seed (all levels and methods of seed 0 first), skipping runs that already have a result.json; interrupted, it is
-resumed by running the same command again. ``report`` gathers what is finished into ``<out>/table.md`` (mean
+resumed by running the same command again. Several ``run`` processes share the work: each takes the next run that
+no other one holds (an OS lock on ``runs/<method>/seed<s>/sweep.claim``, dropped when its holder dies). ``report`` gathers what is finished into ``<out>/table.md`` (mean
 error, PCK, a mode count and the map width, mean ± std over seeds) and a figure.
 
 Usage::
 
-    # two streams (one thread each) share the methods; each is resumable
-    OMP_NUM_THREADS=1 nice -n 5 python experiments/ambiguity_sweep.py run --stream a &
-    OMP_NUM_THREADS=1 nice -n 5 python experiments/ambiguity_sweep.py run --stream b &
+    # streams of one thread each share the runs; any of them can be stopped and started again
+    for stream in 1 2 3; do OMP_NUM_THREADS=1 nice -n 5 python experiments/ambiguity_sweep.py run & done
     python experiments/ambiguity_sweep.py report --figure docs/ambiguity_sweep.png
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 LEVELS: dict[str, dict[str, float]] = {
@@ -43,8 +46,6 @@ LEVELS: dict[str, dict[str, float]] = {
 #: The levels every seed runs, in this order; "strong" is an extra run after them when time allows.
 CORE_LEVELS = ("none", "light", "default", "heavy")
 METHODS = ("soft", "soft_dr", "samp_tri", "samp_gau")
-#: Two one-thread streams with about equal work: a Soft and a sampling method each.
-STREAMS = {"a": ("soft", "samp_tri"), "b": ("soft_dr", "samp_gau")}
 
 
 def level_overrides(level: str) -> list[str]:
@@ -52,20 +53,40 @@ def level_overrides(level: str) -> list[str]:
     return [f"--data.init_args.{name}={value}" for name, value in LEVELS[level].items()]
 
 
+@contextmanager
+def claim(folder: Path) -> Iterator[bool]:
+    """True while this process holds ``folder/sweep.claim`` (non-blocking); False when another process does."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "sweep.claim", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run(out: Path, levels: list[str], methods: list[str], seeds: list[int], extra: list[str]) -> None:
     from sampling_argmax.training.compare import compare_main
 
     for seed in seeds:
         for level in levels:
-            todo = [m for m in methods if not (out / level / "runs" / m / f"seed{seed}" / "result.json").is_file()]
-            if not todo:
-                continue
-            argv = ["--methods", *todo, "--seeds", str(seed), "--num_show", "0", "--resume", "--out",
-                    str(out / level), *level_overrides(level), *extra]
-            print("sampling-argmax compare " + " ".join(argv), flush=True)
-            # in this process, not a new one: the sampling methods' torch.compile graphs (30-70 s each on
-            # 2 cores) are built once per stream instead of once per (level, seed)
-            compare_main(argv)
+            for method in methods:
+                folder = out / level / "runs" / method / f"seed{seed}"
+                if (folder / "result.json").is_file():
+                    continue
+                with claim(folder) as mine:
+                    if not mine or (folder / "result.json").is_file():  # another stream has or had it
+                        continue
+                    argv = ["--methods", method, "--seeds", str(seed), "--num_show", "0", "--resume", "--out",
+                            str(out / level), *level_overrides(level), *extra]
+                    print("sampling-argmax compare " + " ".join(argv), flush=True)
+                    # in this process, not a new one: the sampling methods' torch.compile graphs (30-70 s each
+                    # on 2 cores) are built once per stream instead of once per run
+                    compare_main(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,9 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("run", help="train the missing runs (resumable)")
     train.add_argument("--levels", nargs="+", default=list(CORE_LEVELS), choices=list(LEVELS))
-    train.add_argument("--methods", nargs="+", default=None, choices=list(METHODS))
-    train.add_argument("--stream", choices=sorted(STREAMS), default=None,
-                       help="a: soft + samp_tri, b: soft_dr + samp_gau (default: all four methods)")
+    train.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     train.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     report = sub.add_parser("report", help="table and figure of the finished runs")
     report.add_argument("--levels", nargs="+", default=None, choices=list(LEVELS),
@@ -85,10 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--out", type=Path, default=Path("reports/ambiguity"))
     args, extra = parser.parse_known_args(argv)
     if args.command == "run":
-        if args.methods and args.stream:
-            parser.error("--methods and --stream both choose the methods; give one")
-        methods = list(args.methods or STREAMS.get(args.stream, METHODS))
-        run(args.out, args.levels, methods, args.seeds, extra)
+        run(args.out, args.levels, args.methods, args.seeds, extra)
     else:
         if extra:
             parser.error(f"report takes no training arguments: {extra}")
