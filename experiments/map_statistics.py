@@ -6,6 +6,8 @@ and prints, averaged over test keypoints (mean ± std over seeds):
 - error: Euclidean read-out error in heatmap cells;
 - peak: the largest probability of the map (the confidence of the paper's calibration);
 - spread: the map's standard deviation, sqrt(Var_x + Var_y), in cells;
+- modes: local maxima of the map (largest in their 3 x 3 neighbourhood) holding at least a tenth of its
+  peak probability: 1 for a unimodal map, more where a map keeps mass on look-alikes;
 - snap: distance of the read-out from the nearest cell centre, per axis, in cells. A map that puts
   all its mass on one cell reads out a cell centre (snap 0); a read-out that can sit anywhere
   between cells has snap 0.25 on average.
@@ -30,12 +32,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sampling_argmax.functional import grid_variance, peak_confidence
+from sampling_argmax.functional import grid_probabilities, grid_variance, peak_confidence
 from sampling_argmax.methods import METHODS
 from sampling_argmax.training.report import calibration_points, plot_calibration
 from sampling_argmax.training.trained import load_trained
 
-METRICS = ("error", "peak", "spread", "snap")
+METRICS = ("error", "peak", "spread", "modes", "snap")
+#: A local maximum counts as a mode when it holds at least this fraction of its map's peak probability.
+MODE_FRACTION = 0.1
+
+
+def count_modes(logits: torch.Tensor, fraction: float = MODE_FRACTION) -> torch.Tensor:
+    """Modes of each map: ``(B, K, *grid)`` logits (1-3 grid dims) -> ``(B, K)`` float counts.
+
+    A mode is a cell whose probability is the largest of its 3^d neighbourhood (ties count each cell) and
+    at least ``fraction`` of the map's peak probability.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction} must be in (0, 1]")
+    probs = grid_probabilities(logits)
+    batch, keypoints, *grid = probs.shape
+    pool = {1: torch.nn.functional.max_pool1d, 2: torch.nn.functional.max_pool2d,
+            3: torch.nn.functional.max_pool3d}[len(grid)]
+    flat = probs.reshape(batch * keypoints, 1, *grid)
+    local_max = flat >= pool(flat, kernel_size=3, stride=1, padding=1)
+    peak = flat.flatten(1).amax(-1).view(-1, *([1] * (len(grid) + 1)))
+    return (local_max & (flat >= fraction * peak)).flatten(1).sum(-1).view(batch, keypoints).float()
+
 
 
 @torch.no_grad()
@@ -57,6 +80,7 @@ def map_statistics(checkpoint: Path) -> tuple[dict[str, float], tuple[np.ndarray
             "error": torch.linalg.vector_norm(pred - batch["target"], dim=-1),
             "peak": peak_confidence(logits).float(),
             "spread": grid_variance(logits).float().sum(-1).sqrt(),
+            "modes": count_modes(logits),
             "snap": (pred - pred.round()).abs().mean(-1),
         }
         for name, value in per_keypoint.items():
@@ -89,7 +113,8 @@ def main(report: Path) -> str:
         per_method[method].append(statistics)
         points[method].append(calibration)
         print(f"{method} {checkpoint.parents[1].name}: {per_method[method][-1]}", file=sys.stderr)
-    lines = ["| method | error (cells) | peak probability | spread (cells) | snap (cells) |", "|---|---|---|---|---|"]
+    lines = ["| method | error (cells) | peak probability | spread (cells) | modes | snap (cells) |",
+             "|---|---|---|---|---|---|"]
     for method, rows in per_method.items():
         cells = []
         for name in METRICS:

@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -89,3 +91,123 @@ def test_datamodule_loaders_and_fixed_validation_set():
     assert sum(len(b["index"]) for b in dm.val_dataloader()) == 7
     with pytest.raises(ValueError, match="batch_size"):
         SyntheticDataModule(batch_size=0)
+
+
+def _digest(dataset: SyntheticLandmarks, count: int) -> str:
+    digest = hashlib.sha256()
+    for index in range(count):
+        sample = dataset[index]
+        digest.update(sample[INPUT_KEY[dataset.dims]].numpy().tobytes())
+        digest.update(sample["keypoints"].numpy().tobytes())
+    return digest.hexdigest()
+
+
+# sha256 of the first 8 train and test samples (input + keypoints) of the default tasks, recorded before the
+# ambiguity knob (distractor_similarity) was added: the defaults must keep drawing the same samples, bit for bit,
+# so that every earlier synthetic result stays reproducible
+_PINNED = {
+    (2, 48, 3): ("1e3cd79d4ca4bd42206924e42fc344eb7f693617bc8e6e7a5aa27b5b6e8dc574",
+                 "979ef5bcc9174f762f70bc664ca26d1cfde32e70364f351e0f0d674f3b258eef"),
+    (3, None, 2): ("fbef16802a3252f076203f130c5b590ed7ae2573e48026846e8443f44b214fcb",
+                   "74ca8958d19a1141fe1a433759bf250be707fa01d55897b604a08a895925040a"),
+    (1, None, 2): ("4f357e429ef4945430bca7b4d96b24722b084617e6871b99011eec92acabaabf",
+                   "a887249df50cd469c8f30810731c2d2c92049b9821c3ece633bab8be887116fd"),
+}
+
+
+@pytest.mark.parametrize("dims,size,k", list(_PINNED))
+def test_default_samples_are_unchanged(dims, size, k):
+    dm = SyntheticDataModule(dims=dims, num_keypoints=k, size=size)
+    assert (_digest(dm.splits["train"], 8), _digest(dm.splits["test"], 8)) == _PINNED[dims, size, k]
+
+
+def _dot_contrast(image: np.ndarray, points: np.ndarray) -> float:
+    """Mean of (centre - ring between dot and outline) at ``points``: how much a centre dot stands out."""
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    contrast = []
+    for x, y in points:
+        gap = [image[int(round(y + 1.9 * np.sin(a))), int(round(x + 1.9 * np.cos(a)))] for a in angles]
+        contrast.append(image[int(round(y)), int(round(x))] - np.median(gap))
+    return float(np.mean(contrast))
+
+
+def _lookalike_centres(seed: int, similarity: float) -> tuple[np.ndarray, np.ndarray]:
+    """(image, look-alike centres): the scene's look-alikes found as what the knob changes."""
+    plain, keypoints = render_landmarks_2d(np.random.default_rng(seed), distractors=2, occlusion=0.0, noise=0.0)
+    dotted, again = render_landmarks_2d(np.random.default_rng(seed), distractors=2, occlusion=0.0, noise=0.0,
+                                        distractor_similarity=similarity)
+    assert np.array_equal(keypoints, again)  # the knob changes only the look-alikes' centres
+    changed = np.abs(dotted - plain) > 0.05
+    ys, xs = np.nonzero(changed)
+    assert len(xs), "the dot changed nothing"
+    # cluster the changed pixels into blobs around each look-alike centre (they are >= 11 px apart)
+    centres: list[np.ndarray] = []
+    for point in np.stack([xs, ys], 1).astype(float):
+        if all(np.linalg.norm(point - c) > 4 for c in centres):
+            blob = np.stack([xs, ys], 1)[np.linalg.norm(np.stack([xs, ys], 1) - point, axis=1) <= 3]
+            centres.append(blob.mean(0))
+    return dotted, np.array(centres)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_distractor_similarity_gives_lookalikes_the_landmark_dot(seed):
+    """Similarity 1: look-alikes carry a dot as bright as the landmarks'; 0.5: a fainter one; 0: none."""
+    rng = np.random.default_rng(seed)
+    plain, keypoints = render_landmarks_2d(rng, distractors=2, occlusion=0.0, noise=0.0)
+    full, centres = _lookalike_centres(seed, 1.0)
+    half, _ = _lookalike_centres(seed, 0.5)
+    assert len(centres) >= 4  # 2 look-alikes for each of 3 landmarks, some may touch the border or each other
+    landmark_dot = _dot_contrast(full, keypoints)
+    assert _dot_contrast(plain, centres) < 0.05 < landmark_dot / 2  # no dot: the centre is the background
+    assert _dot_contrast(full, centres) > 0.6 * landmark_dot  # about as bright as a real landmark's dot
+    assert _dot_contrast(plain, centres) < _dot_contrast(half, centres) < _dot_contrast(full, centres)
+    # default (0) draws exactly the scene without the argument
+    again, _ = render_landmarks_2d(np.random.default_rng(seed), distractors=2, occlusion=0.0, noise=0.0,
+                                   distractor_similarity=0.0)
+    assert np.array_equal(again, plain)
+
+
+def test_occlusion_and_distractor_count_are_what_they_say():
+    """occlusion=0 never covers a landmark and 1 always draws an occluder; more distractors, more glyph ink."""
+    size, n = 48, 30
+    clean = [render_landmarks_2d(np.random.default_rng(s), size=size, distractors=0, occlusion=0.0, noise=0.0)
+             for s in range(n)]
+    covered = [render_landmarks_2d(np.random.default_rng(s), size=size, distractors=0, occlusion=1.0, noise=0.0)
+               for s in range(n)]
+    # with occlusion 1 each scene differs from the clean one near a landmark (an occluder within the glyph radius)
+    for (image, keypoints), (other, _) in zip(clean, covered):
+        near = np.zeros_like(image, dtype=bool)
+        yy, xx = np.mgrid[:size, :size]
+        for x, y in keypoints:
+            near |= (xx - x) ** 2 + (yy - y) ** 2 <= 9.0**2
+        assert np.abs(image - other)[near].max() > 0.05
+    # the fraction of landmarks whose dot is hidden grows with the rate
+    hidden = {rate: 0 for rate in (0.0, 0.5, 1.0)}
+    for rate in hidden:
+        for s in range(n):
+            image, keypoints = render_landmarks_2d(np.random.default_rng(s), size=size, distractors=0,
+                                                   occlusion=rate, noise=0.0)
+            dots = np.array([image[int(round(y)), int(round(x))] for x, y in keypoints])
+            reference = np.array([clean[s][0][int(round(y)), int(round(x))] for x, y in keypoints])
+            hidden[rate] += int(np.sum(np.abs(dots - reference) > 0.05))
+    assert hidden[0.0] == 0 < hidden[0.5] < hidden[1.0]
+    # distractor count: each look-alike adds an outline, so the changed area grows with the count
+    areas = []
+    for count in (0, 1, 3):
+        changed = 0
+        for s in range(10):
+            image, _ = render_landmarks_2d(np.random.default_rng(s), size=size, distractors=count, occlusion=0.0,
+                                           noise=0.0)
+            changed += int((np.abs(image - clean[s][0]) > 0.1).sum())
+        areas.append(changed)
+    assert areas[0] == 0 < areas[1] < areas[2]
+
+
+def test_ambiguity_knobs_reach_the_samples_and_are_checked():
+    base = SyntheticDataModule(size=48, test_size=2).splits["test"][0]
+    similar = SyntheticDataModule(size=48, test_size=2, distractor_similarity=1.0).splits["test"][0]
+    assert torch.equal(base["keypoints"], similar["keypoints"]) and not torch.equal(base["image"], similar["image"])
+    with pytest.raises(ValueError, match="distractor_similarity"):
+        SyntheticDataModule(distractor_similarity=1.5)
+    with pytest.raises(ValueError, match="distractor_similarity"):
+        SyntheticLandmarks("val", 2, dims=1, distractor_similarity=0.5)

@@ -85,12 +85,13 @@ def _glyph_distance(offsets: list[np.ndarray], shape: int) -> np.ndarray:
 
 def _draw_glyph(
     canvas: np.ndarray, grids: list[np.ndarray], center: np.ndarray, radius: float, shape: int, value: float,
-    dot: bool,
+    dot: float,
 ) -> None:
+    """Blend one glyph into ``canvas``; ``dot`` in [0, 1] scales the coverage of its centre dot (0: none)."""
     offsets = [g - c for g, c in zip(grids, center)]
     alpha = _stroke(_glyph_distance(offsets, shape) - radius, 1.4)
-    if dot:
-        alpha = np.maximum(alpha, _stroke(np.sqrt(sum(o * o for o in offsets)), 2.6))
+    if dot > 0:
+        alpha = np.maximum(alpha, dot * _stroke(np.sqrt(sum(o * o for o in offsets)), 2.6))
     canvas *= 1 - alpha
     canvas += alpha * value
 
@@ -124,7 +125,7 @@ def _layout(rng: np.random.Generator, num_keypoints: int, size: int, dims: int, 
 
 def _render_glyph_scene(
     rng: np.random.Generator, size: int, dims: int, num_keypoints: int, distractors: int, occlusion: float,
-    noise: float,
+    noise: float, distractor_similarity: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     axes = [np.arange(size, dtype=np.float64)] * dims
     # grids in x, y(, z) order; arrays are indexed [(z,) y, x]
@@ -153,9 +154,10 @@ def _render_glyph_scene(
         for _ in range(distractors):
             where = _place(rng, 4.0, size - 5.0, dims, taken, 2.5 * glyph_radius[1])
             taken.append(where)
-            _draw_glyph(canvas, mesh, where, rng.uniform(*glyph_radius), k, rng.uniform(0.6, 1.0), dot=False)
+            _draw_glyph(canvas, mesh, where, rng.uniform(*glyph_radius), k, rng.uniform(0.6, 1.0),
+                        dot=distractor_similarity)
     for k, where in enumerate(keypoints):
-        _draw_glyph(canvas, mesh, where, rng.uniform(*glyph_radius), k, rng.uniform(0.6, 1.0), dot=True)
+        _draw_glyph(canvas, mesh, where, rng.uniform(*glyph_radius), k, rng.uniform(0.6, 1.0), dot=1.0)
     # occluders over part of a landmark: offset by up to the glyph radius so the dot is sometimes covered
     for where in keypoints:
         if rng.random() < occlusion:
@@ -184,18 +186,22 @@ def _upsample(coarse: np.ndarray, size: int) -> np.ndarray:
 
 def render_landmarks_2d(
     rng: np.random.Generator, size: int = 64, num_keypoints: int = 3, distractors: int = 2,
-    occlusion: float = 0.4, noise: float = 0.08,
+    occlusion: float = 0.4, noise: float = 0.08, distractor_similarity: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One image ``(size, size)`` float32 in ~[0, 1] and its keypoints ``(K, 2)`` (x, y) in pixels."""
-    return _render_glyph_scene(rng, size, 2, num_keypoints, distractors, occlusion, noise)
+    """One image ``(size, size)`` float32 in ~[0, 1] and its keypoints ``(K, 2)`` (x, y) in pixels.
+
+    ``distractor_similarity`` in [0, 1] is the strength of the centre dot drawn on every look-alike
+    (0: none, the dot tells the landmark apart; 1: the landmark's own dot, so only the layout does).
+    """
+    return _render_glyph_scene(rng, size, 2, num_keypoints, distractors, occlusion, noise, distractor_similarity)
 
 
 def render_landmarks_3d(
     rng: np.random.Generator, size: int = 24, num_keypoints: int = 2, distractors: int = 1,
-    occlusion: float = 0.4, noise: float = 0.08,
+    occlusion: float = 0.4, noise: float = 0.08, distractor_similarity: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One volume ``(size,)*3`` float32 indexed [z, y, x] and its keypoints ``(K, 3)`` (x, y, z) in voxels."""
-    return _render_glyph_scene(rng, size, 3, num_keypoints, distractors, occlusion, noise)
+    return _render_glyph_scene(rng, size, 3, num_keypoints, distractors, occlusion, noise, distractor_similarity)
 
 
 def render_boundaries_1d(
@@ -252,6 +258,10 @@ class SyntheticLandmarks(Dataset):
         distractors: look-alikes per landmark.
         occlusion: probability that a landmark is partly occluded (shadowed in 1D).
         noise: std of the additive Gaussian noise.
+        distractor_similarity: 2D/3D only, in [0, 1]: strength of the centre dot on every look-alike.
+            0 (default) draws none, so the dot tells a landmark from its look-alikes wherever it is
+            visible; 1 draws the landmark's own dot, so only the layout (and occlusion-free context)
+            does. The default draws no extra random numbers, so samples are those of earlier versions.
 
     Items follow the batch contract: "signal" (1, W), "image" (1, H, W) or "volume" (1, D, H, W), normalized
     (see :data:`INPUT_KEY`), "target" (K, dims) in output
@@ -262,6 +272,7 @@ class SyntheticLandmarks(Dataset):
     def __init__(
         self, split: str, length: int, dims: int = 2, num_keypoints: int = 3, size: int = 64, seed: int = 0,
         distractors: int = 2, occlusion: float = 0.4, noise: float = 0.08, output_stride: int = OUTPUT_STRIDE,
+        distractor_similarity: float = 0.0,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split={split!r} must be one of {sorted(SPLITS)}")
@@ -279,9 +290,17 @@ class SyntheticLandmarks(Dataset):
                 f"need length >= 1, distractors >= 0, 0 <= occlusion <= 1, noise >= 0; got {length}, "
                 f"{distractors}, {occlusion}, {noise}"
             )
+        if not 0 <= distractor_similarity <= 1:
+            raise ValueError(f"distractor_similarity={distractor_similarity} must be in [0, 1] (0: look-alikes without "
+                             "the centre dot, 1: with the landmark's own dot)")
+        if dims == 1 and distractor_similarity:
+            raise ValueError(f"distractor_similarity={distractor_similarity} applies to the glyph tasks (dims 2, 3); "
+                             "the 1D look-alike pulses already have the boundaries' edge height: leave it 0")
         self.split, self.length, self.dims, self.num_keypoints = split, length, dims, num_keypoints
         self.size, self.seed, self.stride = size, seed, output_stride
         self.options = {"distractors": distractors, "occlusion": occlusion, "noise": noise}
+        if dims != 1:
+            self.options["distractor_similarity"] = distractor_similarity
         to_original = np.eye(dims + 1, dtype=np.float64)
         to_original[:dims, :dims] *= output_stride
         to_original[:dims, dims] = (output_stride - 1) / 2
@@ -331,7 +350,9 @@ class SyntheticDataModule(ProceduralSplits, LocalizationDataModule):
         batch_size: per process.
         num_workers: dataloader workers.
         seed: base seed of the generated data (independent of the training seed).
-        distractors, occlusion, noise: difficulty, see :class:`SyntheticLandmarks`.
+        distractors, occlusion, noise, distractor_similarity: difficulty (the ambiguity of the task: how
+            many look-alikes per landmark, how alike, how often a landmark is partly hidden), see
+            :class:`SyntheticLandmarks`; the defaults are the task of ``configs/synthetic.yaml``.
         output_stride: input pixels per map cell, 2 (default) or 4 (coarse maps; the model must match).
     """
 
@@ -352,6 +373,7 @@ class SyntheticDataModule(ProceduralSplits, LocalizationDataModule):
         occlusion: float = 0.4,
         noise: float = 0.08,
         output_stride: int = OUTPUT_STRIDE,
+        distractor_similarity: float = 0.0,
     ) -> None:
         super().__init__()
         check_loader_args(batch_size, num_workers)
@@ -366,6 +388,7 @@ class SyntheticDataModule(ProceduralSplits, LocalizationDataModule):
         options = {
             "dims": dims, "num_keypoints": num_keypoints, "size": self.size, "seed": seed,
             "distractors": distractors, "occlusion": occlusion, "noise": noise, "output_stride": output_stride,
+            "distractor_similarity": distractor_similarity,
         }
         # built here (cheap, lazy) so that bad arguments fail at construction, not mid-run
         self.splits = {
