@@ -203,16 +203,17 @@ def _header_size(path: str, size: int, mtime_ns: int) -> tuple[int, int]:
         return image.size
 
 
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
+def image_size(path: str | os.PathLike, where: str = "") -> tuple[int, int]:
     """(width, height) of an image file from its header; cached per file, keyed by its size and modification
-    time, so a replaced file is read again. Raises ``FileNotFoundError`` or :class:`DataError` (not an image)."""
+    time, so a replaced file is read again. Raises ``FileNotFoundError`` or :class:`DataError` (not an image),
+    naming ``where`` (the record that names the image) and the file."""
     path = Path(path)
     stat = path.stat()
     try:
         return _header_size(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     except (OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"{path}: cannot read the image header ({error}); the file is not an image or is "
-                        "damaged: replace it") from None
+        raise DataError(f"{where + ': ' if where else ''}cannot read the header of image {path} ({error}); the "
+                        "file is not an image or is damaged: replace it") from None
 
 
 def check_image_size(path: str | os.PathLike, width: float, height: float, where: str, fix: str = "") -> bool:
@@ -221,7 +222,7 @@ def check_image_size(path: str | os.PathLike, width: float, height: float, where
     path = Path(path)
     if not path.is_file():
         return False
-    real = image_size(path)
+    real = image_size(path, where)
     if (round(width), round(height)) != real or width != round(width) or height != round(height):
         raise DataError(
             f"{where}: states the image is {width:g} x {height:g} but {path} is {real[0]} x {real[1]}; "
