@@ -70,7 +70,7 @@ def _write(folder, lines, crlf=True):
 
 def test_malformed_line_names_file_and_line(tmp_path):
     good = LINE.format(path="a\\x.jpg")
-    file = _write(tmp_path, [good, " " + good, " a\\y.jpg 1 2 3"])
+    file = _write(tmp_path, [good, " " + LINE.format(path="a\\z.jpg"), " a\\y.jpg 1 2 3"])
     with pytest.raises(ValueError, match=r"training\.txt:3: expected 15 fields"):
         read_annotations(file, check_images=False)
     file = _write(tmp_path, [good, " " + good.replace("126.25", "nose")])
@@ -80,7 +80,7 @@ def test_malformed_line_names_file_and_line(tmp_path):
 
 def test_missing_image_names_file_line_and_image(tmp_path):
     (tmp_path / "lfw_5590").mkdir()
-    cv2.imwrite(str(tmp_path / "lfw_5590" / "present.jpg"), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "lfw_5590" / "present.jpg"), np.zeros((180, 180, 3), np.uint8))
     file = _write(tmp_path, [LINE.format(path="lfw_5590\\present.jpg"), " " + LINE.format(path="lfw_5590\\gone.jpg")])
     with pytest.raises(FileNotFoundError, match=r"training\.txt:2: image .*lfw_5590/gone\.jpg does not exist"):
         read_annotations(file)
@@ -276,13 +276,15 @@ def test_landmark_evaluator_reads_original_pixel_landmarks():
 def _faces(folder, count):
     (folder / "lfw_5590").mkdir(exist_ok=True)
     for i in range(count):
-        cv2.imwrite(str(folder / "lfw_5590" / f"f{i}.jpg"), np.full((64, 64, 3), 40 * i % 255, np.uint8))
+        # 180 x 180: LINE's landmarks (x and y up to 163) lie inside
+        cv2.imwrite(str(folder / "lfw_5590" / f"f{i}.jpg"), np.full((180, 180, 3), 40 * i % 255, np.uint8))
     return [LINE.format(path=f"lfw_5590\\f{i}.jpg") for i in range(count)]
 
 
 def test_duplicated_lines_never_straddle_train_and_validation(tmp_path):
     lines = _faces(tmp_path, 6)
-    file = _write(tmp_path, lines + [lines[2], lines[4], lines[2]])  # three repeats of two faces
+    again = [lines[i].replace("107.25", f"10{k}.5") for k, i in enumerate((2, 4, 2))]  # relabelled, not verbatim
+    file = _write(tmp_path, lines + again)  # three more lines of two faces
     records = read_annotations(file)
     with pytest.warns(UserWarning, match=r"training\.txt:3 and .*training\.txt:7"):
         for seed in range(5):
@@ -295,6 +297,8 @@ def test_duplicated_lines_never_straddle_train_and_validation(tmp_path):
 def test_truncated_jpeg_is_an_error_naming_file_and_line(tmp_path):
     _faces(tmp_path, 2)
     jpeg = tmp_path / "lfw_5590" / "f1.jpg"
+    cv2.imwrite(str(jpeg), np.random.default_rng(0).integers(0, 255, (180, 180, 3), dtype=np.uint8))  # half of it
+    # keeps the header: the size check passes, decoding fails
     jpeg.write_bytes(jpeg.read_bytes()[: len(jpeg.read_bytes()) // 2])  # cut the file as a failed copy would
     file = _write(tmp_path, [LINE.format(path=f"lfw_5590\\f{i}.jpg") for i in range(2)])
     records = read_annotations(file)

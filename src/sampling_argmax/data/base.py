@@ -45,6 +45,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from sampling_argmax.data.validation import DataReport
+
 __all__ = [
     "INPUT_KEYS",
     "DATA_ENV",
@@ -298,6 +300,41 @@ class LocalizationDataModule(L.LightningDataModule):
                 f"{source} does not exist; point --data.data_root (or {DATA_ENV}) at the {self.data_folder} folder"
             )
         return root
+
+    # ---------------------------------------------------------------- data reports (records dropped by convention)
+
+    #: File name of the data reports in the run folder.
+    DATA_REPORT_FILE = "data_report.json"
+
+    @property
+    def data_reports(self) -> dict[str, DataReport]:
+        """split -> the :class:`~sampling_argmax.data.validation.DataReport` of the files read for it."""
+        return self.__dict__.setdefault("_data_reports", {})
+
+    def add_data_report(self, split: str, report: DataReport) -> None:
+        """Keep and print a reader's report; attached to a trainer, also save every report in its run folder
+        (``<default_root_dir>/data_report.json``, process 0 only)."""
+        self.data_reports[split] = report
+        print(report.summary(), flush=True)
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and getattr(trainer, "is_global_zero", True) and trainer.default_root_dir:
+            self.save_data_reports(trainer.default_root_dir)
+
+    def save_data_reports(self, folder: str | os.PathLike) -> Path | None:
+        """Write ``folder/data_report.json`` (split -> read, kept, dropped by reason, examples); None when no
+        reader reported. The file is replaced whole (write, then rename)."""
+        if not self.data_reports:
+            return None
+        import json
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / self.DATA_REPORT_FILE
+        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps({split: report.as_dict() for split, report in self.data_reports.items()},
+                                      indent=2) + "\n")
+        os.replace(partial, target)
+        return target
 
     # ---------------------------------------------------------------- the loaders (one recipe for every task)
 

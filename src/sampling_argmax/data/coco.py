@@ -38,6 +38,7 @@ from sampling_argmax.data.coco_files import (
     load_person_records,
 )
 from sampling_argmax.data.images import IMAGE_SUFFIXES
+from sampling_argmax.data.validation import DataReport
 from sampling_argmax.data.transforms import (
     random_affine_params,
     to_model_input,
@@ -337,10 +338,12 @@ class COCODataModule(LocalizationDataModule):
                 f"COCO image folder not found: {images}. Unpack the {self.splits[stage][0]} images there "
                 f"(or pass --data.{stage}_image_dir); {_GET_COCO}."
             )
+        report = DataReport(f"{stage}: {detections or ann}")
         if detections is None:
-            records = load_person_records(ann, images)
+            records = load_person_records(ann, images, report)
         else:
-            records = load_detection_records(detections, ann, images, self.det_score_threshold)
+            records = load_detection_records(detections, ann, images, self.det_score_threshold, report)
+        self.add_data_report(stage, report)
         if not records:
             raise ValueError(f"no person boxes found for stage {stage!r} in {detections or ann}")
         return COCOKeypoints(records, train=stage == "train", **self.dataset_kwargs)

@@ -10,9 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Hashable
 from pathlib import Path
 
 import numpy as np
+
+from sampling_argmax.data.validation import (
+    DataError,
+    DataReport,
+    UniqueRecords,
+    check_image_size,
+    check_inside_image,
+    check_num_keypoints,
+    integer,
+    numbers,
+)
 
 __all__ = ["load_person_records", "load_detection_records", "detections_by_file"]
 
@@ -53,35 +65,71 @@ def _annotation_data(ann_file: Path) -> dict:
     return data
 
 
-def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLike) -> list[dict]:
+def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLike,
+                        report: DataReport | None = None) -> list[dict]:
     """One record per non-crowd person annotation with at least one labeled keypoint.
+
+    Every annotation is checked (:mod:`~sampling_argmax.data.validation`): numbers where numbers belong, 17 x 3
+    keypoints with visibility 0, 1 or 2, ``num_keypoints`` equal to the labeled count, labeled keypoints inside
+    the image, the image's stated size equal to its file's, no repeated annotation (id or content), a box
+    inside the image. Dropped by COCO's convention and counted in ``report`` (by reason): other categories,
+    crowd regions (``iscrowd``), people without a labeled keypoint, boxes of zero width or height.
 
     Records: image_id, file (path), width, height, box (cleaned x, y, w, h), keypoints (17, 2),
     visible (17,) bool, ann_id, area (the annotation's area), bbox_score 1.0.
     """
+    report = report if report is not None else DataReport(str(ann_file))
     data = _annotation_data(Path(ann_file))
     images = _images_by_id(data, Path(ann_file))
+    checked: set = set()
+    unique = UniqueRecords("annotation")
     records = []
     for number, ann in enumerate(data["annotations"]):
         where = f"{ann_file}: annotation #{number} (id {ann.get('id', '?') if isinstance(ann, dict) else '?'})"
         if not isinstance(ann, dict):
-            raise ValueError(f"{where} is not a json object")
-        if ann.get("category_id", 1) != 1 or ann.get("iscrowd", 0):
+            raise DataError(f"{where} is not a json object; remove it or write {{id, image_id, category_id, "
+                            "bbox, keypoints, num_keypoints, iscrowd}}")
+        if "id" not in ann:
+            raise DataError(f"{where} has no 'id'; give every annotation a unique integer id")
+        ann_id = integer(ann["id"], where, "id")
+        unique.add(ann_id, [ann.get(k) for k in ("image_id", "category_id", "iscrowd", "bbox", "keypoints")], where)
+        if ann.get("category_id", 1) != 1:
+            report.drop("not a person (category_id != 1)", where)
             continue
-        keypoints = _numbers(ann.get("keypoints", []), where, "keypoints")
-        if keypoints.size % 3 or keypoints.size // 3 != 17:
-            if keypoints.size:
-                raise ValueError(f"{where}: 'keypoints' must hold 17 x 3 numbers (x, y, v), got {keypoints.size}")
+        if ann.get("iscrowd", 0):
+            report.drop("crowd region (iscrowd=1)", where)
             continue
+        if "keypoints" not in ann:
+            raise DataError(f"{where} has no 'keypoints'; a person_keypoints file gives 17 x 3 numbers (x, y, v) "
+                            "per person (0, 0, 0 for an unlabeled keypoint)")
+        keypoints = _numbers(ann["keypoints"], where, "keypoints")
+        if keypoints.size != 17 * 3:
+            raise DataError(f"{where}: 'keypoints' must hold 17 x 3 numbers (x, y, v), got {keypoints.size}; "
+                            "write 0, 0, 0 for an unlabeled keypoint")
         keypoints = keypoints.reshape(17, 3)
-        if not np.any(keypoints[:, 2] > 0):
-            continue
+        if not np.isin(keypoints[:, 2], (0, 1, 2)).all():
+            raise DataError(f"{where}: keypoint visibility flags must be 0 (unlabeled), 1 (occluded) or 2 (visible), "
+                            f"got {keypoints[:, 2].tolist()}")
+        labeled = keypoints[:, 2] > 0
+        if "num_keypoints" in ann:
+            check_num_keypoints(ann["num_keypoints"], labeled, where)
         image = _image_of(ann, images, where)
-        box = _clean_box(_box(ann, where), image["width"], image["height"])
-        if box is None:
+        _check_image(image, image_dir, ann_file, checked)
+        check_inside_image(keypoints[:, :2], labeled, image["width"], image["height"], where)
+        raw_box = _box(ann, where)
+        if not labeled.any():
+            report.drop("no labeled keypoint (num_keypoints 0)", where)
             continue
-        records.append(_record(image, image_dir, box, keypoints[:, :2].copy(), keypoints[:, 2] > 0,
-                               ann_id=int(ann["id"]), area=float(ann.get("area", box[2] * box[3])), bbox_score=1.0))
+        if raw_box[2] * raw_box[3] <= 0:
+            report.drop("box of zero width or height", where)
+            continue
+        box = _clean_box(raw_box, image["width"], image["height"])
+        if box is None:
+            raise DataError(f"{where}: 'bbox' {ann['bbox']!r} lies outside the {image['width']} x {image['height']} "
+                            "image; fix the box or the image size")
+        report.keep()
+        records.append(_record(image, image_dir, box, keypoints[:, :2].copy(), labeled,
+                               ann_id=ann_id, area=float(ann.get("area", box[2] * box[3])), bbox_score=1.0))
     return records
 
 
@@ -90,12 +138,15 @@ def load_detection_records(
     ann_file: str | os.PathLike,
     image_dir: str | os.PathLike,
     score_threshold: float = 0.0,
+    report: DataReport | None = None,
 ) -> list[dict]:
     """One record per person detection (``person_detection_results`` json) with score >= threshold.
 
     The annotation file supplies the image file names and sizes; keypoints are unknown (zeros,
-    not visible); ann_id is -1.
+    not visible); ann_id is -1. A repeated detection (identical image, box and score) is an error;
+    other categories, scores below the threshold and empty boxes are dropped and counted in ``report``.
     """
+    report = report if report is not None else DataReport(str(detection_file))
     detections = _read_json(
         Path(detection_file),
         "person detection results file",
@@ -106,71 +157,87 @@ def load_detection_records(
     if not isinstance(detections, list):
         raise ValueError(f"detection file {detection_file} must hold a json list of detections, got {type(detections)}")
     images = _images_by_id(_annotation_data(Path(ann_file)), Path(ann_file))
+    checked: set = set()
+    unique = UniqueRecords("detection")
     records = []
     for number, det in enumerate(detections):
         where = f"{detection_file}: detection #{number}"
         if not isinstance(det, dict) or "image_id" not in det:
-            raise ValueError(f"{where} must be a json object with image_id, category_id, bbox and score")
+            raise DataError(f"{where} must be a json object with image_id, category_id, bbox and score")
+        unique.add(None, [det.get(k) for k in ("image_id", "category_id", "bbox", "score")], where)
         if det.get("category_id", 1) != 1:
+            report.drop("not a person (category_id != 1)", where)
             continue
         score = _numbers(det.get("score"), where, "score")
         if score.size != 1:
-            raise ValueError(f"{where}: 'score' must be one number, got {det.get('score')!r}")
-        if float(score[0]) < score_threshold:
-            continue
+            raise DataError(f"{where}: 'score' must be one number, got {det.get('score')!r}")
+        raw_box = _box(det, where)
         if det["image_id"] not in images:
-            raise ValueError(
+            raise DataError(
                 f"{where}: image_id {det['image_id']} has no image in {ann_file}; "
                 "the detections and the annotation file must be of the same split"
             )
-        image = images[det["image_id"]]
-        box = _clean_box(_box(det, where), image["width"], image["height"])
-        if box is None:
+        if float(score[0]) < score_threshold:
+            report.drop(f"score below det_score_threshold {score_threshold:g}", where)
             continue
+        image = images[det["image_id"]]
+        _check_image(image, image_dir, ann_file, checked)
+        box = _clean_box(raw_box, image["width"], image["height"]) if raw_box[2] * raw_box[3] > 0 else None
+        if box is None:
+            report.drop("box empty inside the image", where)
+            continue
+        report.keep()
         records.append(_record(image, image_dir, box, np.zeros((17, 2)), np.zeros(17, dtype=bool),
                                ann_id=-1, area=float(box[2] * box[3]), bbox_score=float(score[0])))
     return records
 
 
 def _numbers(value, where: str, field: str) -> np.ndarray:
-    """A json number or list of numbers as float64, finite; a clear error otherwise."""
-    try:
-        array = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: '{field}' must hold numbers, got {value!r}") from None
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{where}: '{field}' holds NaN or infinite values: {value!r}")
-    return array
+    """A json number or list of numbers as finite float64 (:func:`~sampling_argmax.data.validation.numbers`)."""
+    return numbers(value, where, field)
 
 
 def _box(entry: dict, where: str) -> list[float]:
     if "bbox" not in entry:
-        raise ValueError(f"{where} has no 'bbox' (x, y, w, h); fix or remove the entry")
+        raise DataError(f"{where} has no 'bbox' (x, y, w, h); fix or remove the entry")
     box = _numbers(entry["bbox"], where, "bbox")
     if box.size != 4 or box[2] < 0 or box[3] < 0:
-        raise ValueError(f"{where}: 'bbox' must be [x, y, w, h] with w, h >= 0, got {entry['bbox']!r}")
+        raise DataError(f"{where}: 'bbox' must be [x, y, w, h] with w, h >= 0, got {entry['bbox']!r}")
     return box.tolist()
 
 
 def _images_by_id(data: dict, ann_file: Path) -> dict:
     images = {}
+    unique = UniqueRecords("image")
     for number, image in enumerate(data["images"]):
         where = f"{ann_file}: image #{number}"
         if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= set(image):
-            raise ValueError(f"{where} needs 'id', 'file_name', 'width' and 'height'; got {image!r:.200}")
-        size = _numbers([image["width"], image["height"]], where, "width/height")
-        if np.any(size < 1):
-            raise ValueError(f"{where}: width and height must be >= 1, got {image['width']}, {image['height']}")
-        name = Path(str(image["file_name"]))
+            raise DataError(f"{where} needs 'id', 'file_name', 'width' and 'height'; got {image!r:.200}")
+        where = f"{where} (id {image['id']!r})"
+        integer(image["width"], where, "width", minimum=1)
+        integer(image["height"], where, "height", minimum=1)
+        if not isinstance(image["file_name"], str) or not image["file_name"].strip():
+            raise DataError(f"{where}: file_name {image['file_name']!r} must be the image's file name (a string)")
+        name = Path(image["file_name"])
         if name.is_absolute() or ".." in name.parts:
-            raise ValueError(f"{where}: file_name {image['file_name']!r} must be relative to the image folder")
+            raise DataError(f"{where}: file_name {image['file_name']!r} must be relative to the image folder")
+        unique.add(image["id"], None, where)
         images[image["id"]] = image
     return images
 
 
+def _check_image(image: dict, image_dir, ann_file, checked: set) -> None:
+    """Once per image: its stated width/height equal its file's (header only; a missing file fails when read)."""
+    if image["id"] in checked:
+        return
+    checked.add(image["id"])
+    check_image_size(Path(image_dir) / image["file_name"], image["width"], image["height"],
+                     f"{ann_file}: image id {image['id']!r} ({image['file_name']})")
+
+
 def _image_of(ann: dict, images: dict, where: str) -> dict:
-    if ann.get("image_id") not in images:
-        raise ValueError(f"{where}: image_id {ann.get('image_id')!r} is not in the file's 'images' list")
+    if not isinstance(ann.get("image_id"), Hashable) or ann.get("image_id") not in images:
+        raise DataError(f"{where}: image_id {ann.get('image_id')!r} is not in the file's 'images' list")
     return images[ann["image_id"]]
 
 

@@ -37,6 +37,7 @@ import json
 import os
 import pickle
 import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,15 @@ from sampling_argmax.codecs.base import inside_map
 from sampling_argmax.codecs.volume import VolumeCoding
 from sampling_argmax.data.base import LocalizationDataModule, check_loader_args
 from sampling_argmax.data.images import read_rgb
+from sampling_argmax.data.validation import (
+    DataError,
+    UniqueRecords,
+    check_centre_scale,
+    check_inside_image,
+    check_nonempty,
+    image_size,
+    numbers,
+)
 from sampling_argmax.data.transforms import (
     random_affine_params,
     to_model_input,
@@ -167,12 +177,57 @@ def load_cameras(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: Human3.6M needs the camera parameters (mmpose's "
                                 "cameras.pkl from its preprocess_h36m.py) in the data folder, or --data.init_args.cameras")
-    with open(path, "rb") as handle:
-        cameras = pickle.load(handle)
+    try:
+        with open(path, "rb") as handle:
+            cameras = pickle.load(handle)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError) as error:
+        raise DataError(f"{path}: not a readable pickle ({type(error).__name__}: {error}); use the cameras.pkl "
+                        "written by mmpose's preprocess_h36m.py") from None
     if not isinstance(cameras, dict):
-        raise ValueError(f"{path} holds a {type(cameras).__name__}; expected mmpose's dict (subject, camera_id) -> "
-                         "{'f', 'c', ...}")
+        raise DataError(f"{path} holds a {type(cameras).__name__}; expected mmpose's dict (subject, camera_id) -> "
+                        "{'f', 'c', ...}")
     return cameras
+
+
+def _intrinsics(cameras: dict, key: tuple[str, str], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(focal, principal) of one camera of ``cameras.pkl``: two finite numbers each, focal > 0."""
+    info = cameras[key]
+    fix = "use the cameras.pkl of mmpose's preprocess_h36m.py ({'f': [fx, fy], 'c': [cx, cy], ...} per camera)"
+    if not isinstance(info, dict) or "f" not in info or "c" not in info:
+        raise DataError(f"{where}: camera {key} has no 'f' and 'c' (got {info!r:.80}); {fix}")
+    focal = numbers(info["f"], f"{where}: camera {key}", "f", fix=fix)
+    principal = numbers(info["c"], f"{where}: camera {key}", "c", fix=fix)
+    if focal.size != 2 or principal.size != 2 or not (focal > 0).all():
+        raise DataError(f"{where}: camera {key} needs f = [fx, fy] > 0 and c = [cx, cy], got f {focal.tolist()}, "
+                        f"c {principal.tolist()}; {fix}")
+    return focal, principal
+
+
+def _check_h36m_arrays(npz: Path, names: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                       joints: np.ndarray) -> None:
+    """Every row's centre (2 finite numbers), scale (> 0), 3D joints (finite, in front of the camera) and a
+    name seen once; the first bad row is named."""
+    for field, array in (("center", centers), ("scale", scales), ("S", joints)):
+        if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+            raise DataError(f"{npz}: {field} holds {array.dtype} values; it must hold numbers (mmpose's layout)")
+    if centers.ndim != 2 or centers.shape[1] != 2 or scales.ndim != 1:
+        raise DataError(f"{npz}: center has shape {centers.shape} and scale {scales.shape}; expected (N, 2) and "
+                        "(N,): mmpose's body3d .npz")
+    checks = (
+        (~np.isfinite(centers).all(axis=1), "center is not two finite numbers", "center"),
+        (~(np.isfinite(scales) & (scales > 0)), "scale is not a positive number", "scale"),
+        (~np.isfinite(joints[:, :, :3]).all(axis=(1, 2)), "S holds NaN or infinite coordinates", "S"),
+        (~(joints[:, :, 2] > 0).all(axis=1), "a joint has depth Z <= 0 (behind the camera)", "S"),
+    )
+    for bad, problem, field in checks:
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            value = {"center": centers, "scale": scales, "S": joints[:, :, :3]}[field][row]
+            raise DataError(f"{npz} row {row} ({names[row]}): {problem} ({np.array2string(np.asarray(value), threshold=8)}); "
+                            "fix or drop the row (mmpose's preprocess_h36m.py writes camera coordinates in metres)")
+    unique = UniqueRecords("frame")
+    for row, name in enumerate(names):
+        unique.add(str(name), None, f"{npz} row {row} ({name})")
 
 
 def load_h36m_annotations(npz: Path, image_root: Path, cameras: dict, subjects: Sequence[str] | None = None,
@@ -198,10 +253,15 @@ def load_h36m_annotations(npz: Path, image_root: Path, cameras: dict, subjects: 
                                 "Human3.6M (--data.init_args.train_annotation / test_annotation)")
     if stride < 1:
         raise ValueError(f"stride={stride} must be >= 1")
-    data = np.load(npz, allow_pickle=False)
     fix = "use the annotation .npz written by mmpose's preprocess_h36m.py (imgname, center, scale, S, part)"
-    _require_fields(data.files, ("imgname", "center", "scale", "S"), npz, fix)
-    names, centers, scales, joints = data["imgname"], data["center"], data["scale"], data["S"]
+    try:
+        data = np.load(npz, allow_pickle=False)
+        _require_fields(data.files, ("imgname", "center", "scale", "S"), npz, fix)
+        names, centers, scales, joints = data["imgname"], data["center"], data["scale"], data["S"]
+    except (OSError, ValueError, EOFError, AttributeError, zipfile.BadZipFile) as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(f"{npz}: not a readable .npz archive ({type(error).__name__}: {error}); {fix}") from None
     if joints.ndim != 3 or joints.shape[1] != 17 or joints.shape[2] not in (3, 4):
         raise ValueError(f"{npz}: S has shape {joints.shape}, expected (N, 17, 3 or 4): the 17 Human3.6M joints "
                          "in camera coordinates (mmpose's body3d .npz, e.g. h36m_train.npz; a 24-joint file "
@@ -209,6 +269,9 @@ def load_h36m_annotations(npz: Path, image_root: Path, cameras: dict, subjects: 
     if not (len(names) == len(centers) == len(scales) == len(joints)):
         raise ValueError(f"{npz}: imgname, center, scale and S have {len(names)}, {len(centers)}, {len(scales)}, "
                          f"{len(joints)} rows; they must match (a truncated or mixed file)")
+    if len(names) == 0:
+        raise DataError(f"{npz}: holds no frames (empty imgname); {fix}")
+    _check_h36m_arrays(npz, names, centers, scales, joints)
     groups: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
     for row, name in enumerate(names):
         match = _NAME.match(Path(str(name)).name)
@@ -222,9 +285,7 @@ def load_h36m_annotations(npz: Path, image_root: Path, cameras: dict, subjects: 
         if (subject, camera) not in cameras:
             raise ValueError(f"{npz}: cameras.pkl has no camera ({subject!r}, {camera!r}) for {subject}_{sequence}; "
                              "use the cameras.pkl of the same preprocessing (it lists all subjects and cameras)")
-        camera_info = cameras[(subject, camera)]
-        focal = np.asarray(camera_info["f"], np.float64).reshape(2)
-        principal = np.asarray(camera_info["c"], np.float64).reshape(2)
+        focal, principal = _intrinsics(cameras, (subject, camera), str(npz))
         for _, row in sorted(frames)[::stride]:
             name = str(names[row])
             image = image_root / name if "/" in name else image_root / subject / name.rsplit("_", 1)[0] / name
@@ -247,26 +308,43 @@ def load_mpii_annotations(json_file: Path, image_root: Path) -> list[dict]:
     if not json_file.is_file():
         raise FileNotFoundError(f"{json_file} does not exist: give MPII's annotation json in mmpose/HRNet format "
                                 "(--data.init_args.mpii_annotation), or mix_mpii: false to train on Human3.6M only")
-    with open(json_file) as handle:
-        people = json.load(handle)
+    layout = "use mmpose/HRNet's MPII json (image, center, scale, joints, joints_vis)"
+    try:
+        with open(json_file) as handle:
+            people = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{json_file}: not valid json ({error}); {layout}") from None
     if not isinstance(people, list):
         raise ValueError(f"{json_file} holds a {type(people).__name__}; expected a list of people (mmpose/HRNet MPII "
                          "json: image, center, scale, joints, joints_vis)")
+    check_nonempty(people, str(json_file), "people", fix=layout)
+    unique = UniqueRecords("person")
     records = []
     for row, person in enumerate(people):
         where = f"{json_file} entry {row}"
-        _require_fields(person, ("image", "center", "scale", "joints", "joints_vis"), Path(where),
-                        "use mmpose/HRNet's MPII json (image, center, scale, joints, joints_vis)")
-        joints, visible = np.asarray(person["joints"], np.float64), np.asarray(person["joints_vis"], np.float64)
-        if joints.shape != (16, 2) or visible.shape != (16,):
-            raise ValueError(f"{where}: joints {joints.shape} and joints_vis {visible.shape}; MPII has 16 joints "
-                             "(joints 16 x 2, joints_vis 16)")
+        if not isinstance(person, dict):
+            raise DataError(f"{where} is a {type(person).__name__}, not a json object; {layout}")
+        _require_fields(person, ("image", "center", "scale", "joints", "joints_vis"), Path(where), layout)
+        if not isinstance(person["image"], str) or not person["image"].strip() or Path(person["image"]).is_absolute() \
+                or ".." in Path(person["image"]).parts:
+            raise DataError(f"{where}: image {person['image']!r} must be a file name relative to {image_root}")
+        joints = numbers(person["joints"], where, "joints", shape=(16, 2), fix="MPII has 16 joints (joints 16 x 2)")
+        visible = numbers(person["joints_vis"], where, "joints_vis", shape=(16,),
+                          fix="MPII has 16 joints (joints_vis: 16 flags 0 or 1)")
+        if not np.isin(visible, (0, 1)).all():
+            raise DataError(f"{where}: joints_vis must be 16 flags 0 or 1, got {visible.tolist()}")
+        center, scale = check_centre_scale(person["center"], person["scale"], where)
+        unique.add(None, [person["image"], center, scale, joints], where)
+        image = image_root / person["image"]
+        if image.is_file():  # a missing image fails when its sample is read, naming the entry
+            width, height = image_size(image, where)
+            check_inside_image(joints - 1.0, visible > 0, width, height, where, "joint",
+                               fix="fix the joint (1-based pixels) or set its joints_vis to 0")
         mapping = np.array(MPII_TO_H36M)
         uv = np.where(mapping[:, None] >= 0, joints[mapping] - 1.0, 0.0)
         labeled = (mapping >= 0) & (visible[mapping] > 0)
-        scale = float(person["scale"])
-        center = np.asarray(person["center"], np.float64) - 1.0 + np.array([0.0, 15.0 * scale])
-        records.append({"image": image_root / person["image"], "center": center, "side": 1.25 * 200.0 * scale,
+        center = center - 1.0 + np.array([0.0, 15.0 * scale])
+        records.append({"image": image, "center": center, "side": 1.25 * 200.0 * scale,
                         "uv": uv, "labeled": labeled, "where": where})
     return records
 

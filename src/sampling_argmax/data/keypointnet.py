@@ -51,6 +51,15 @@ from torch.utils.data import Dataset
 
 from sampling_argmax.codecs.points import Normalize, cloud_sample, normalize_cloud
 from sampling_argmax.data.base import LocalizationDataModule, RawInput, check_loader_args
+from sampling_argmax.data.validation import (
+    MAX_COORDINATE,
+    DataError,
+    DataReport,
+    UniqueRecords,
+    check_nonempty,
+    check_points,
+    integer,
+)
 
 __all__ = [
     "CATEGORIES",
@@ -130,6 +139,9 @@ def read_pcd(path: str | os.PathLike, num_points: int | None = None) -> np.ndarr
                          f"{header['WIDTH']} {header['HEIGHT']} {header['POINTS']}") from None
     if width * height != points:
         raise ValueError(f"{path}: PCD POINTS {points} != WIDTH {width} × HEIGHT {height}")
+    if points < 1 or width < 1 or height < 1:
+        raise DataError(f"{path}: PCD POINTS {points} (WIDTH {width}, HEIGHT {height}): a cloud needs at least one "
+                        "point; re-export the cloud")
     start = row  # data rows follow the DATA line
     body = [(number, line) for number, line in enumerate(lines[start:], start=start + 1) if line.strip()]
     if len(body) != points:
@@ -147,9 +159,11 @@ def read_pcd(path: str | os.PathLike, num_points: int | None = None) -> np.ndarr
             xyz[i] = [float(v) for v in values[:3]]
         except ValueError:
             raise ValueError(f"{path}:{number}: non-numeric coordinate in {line.strip()!r}") from None
-    if not np.isfinite(xyz).all():
-        bad = int(np.flatnonzero(~np.isfinite(xyz).all(1))[0])
-        raise ValueError(f"{path}:{body[bad][0]}: non-finite coordinate in {body[bad][1].strip()!r}")
+    bad_rows = ~(np.isfinite(xyz) & (np.abs(xyz) <= MAX_COORDINATE)).all(1)
+    if bad_rows.any():
+        bad = int(np.flatnonzero(bad_rows)[0])
+        raise DataError(f"{path}:{body[bad][0]}: non-finite coordinate, or one beyond +-{MAX_COORDINATE:g} (a corrupt "
+                        f"value or wrong units), in {body[bad][1].strip()!r}; fix or re-export the cloud")
     return xyz.astype(np.float32)
 
 
@@ -187,10 +201,16 @@ def read_annotations(path: str | os.PathLike, class_id: str) -> tuple[dict[str, 
         try:
             if record["class_id"] != class_id:
                 continue
-            model_id = str(record["model_id"])
+            if not isinstance(record["model_id"], str) or not record["model_id"].strip():
+                raise DataError(f"{where}: model_id {record['model_id']!r} must be the ShapeNet model id (a string)")
+            model_id = record["model_id"]
+            check_nonempty(record["keypoints"], f"{where} (model {model_id})", "keypoints",
+                           fix="a KeypointNet model lists its keypoints; remove the model from the file")
             keypoints: dict[int, int] = {}
             for j, keypoint in enumerate(record["keypoints"]):
-                semantic, index = int(keypoint["semantic_id"]), int(keypoint["pcd_info"]["point_index"])
+                at = f"{where} (model {model_id}), keypoint {j}"
+                semantic = integer(keypoint["semantic_id"], at, "semantic_id")
+                index = integer(keypoint["pcd_info"]["point_index"], at, "point_index")
                 if semantic < 0 or index < 0:
                     raise ValueError(f"{where} (model {model_id}), keypoint {j}: negative semantic_id {semantic} "
                                      f"or point_index {index}")
@@ -217,6 +237,7 @@ def read_split(path: str | os.PathLike, class_id: str) -> list[tuple[int, str]]:
         raise FileNotFoundError(f"{path}: KeypointNet split file not found (splits/{{train,val,test}}.txt); "
                                 "point --data.init_args.splits_dir at the folder that holds it")
     out = []
+    unique = UniqueRecords("split line")
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         line = line.strip()
         if not line:
@@ -224,6 +245,7 @@ def read_split(path: str | os.PathLike, class_id: str) -> list[tuple[int, str]]:
         parts = line.split("-")
         if len(parts) != 2 or not parts[0].isdigit() or not parts[1]:
             raise ValueError(f"{path}:{number}: {line!r} is not '<class_id>-<model_id>'")
+        unique.add(line, None, f"{path}:{number}")
         if parts[0] == class_id:
             out.append((number, parts[1]))
     return out
@@ -260,9 +282,7 @@ def read_cloud(source: Path | np.ndarray, name: str, num_points: int) -> np.ndar
     if len(cloud) != num_points:
         raise ValueError(f"{name}: {len(cloud)} points, but the model was trained on clouds of {num_points}; "
                          f"resample the cloud to {num_points} points")
-    if not np.all(np.isfinite(cloud)):
-        raise ValueError(f"{name}: the cloud holds NaN or infinite coordinates")
-    return cloud
+    return check_points(cloud, name, "the cloud")
 
 
 def augment_cloud(points: np.ndarray, rng: np.random.Generator, rotate_up: bool,
@@ -444,6 +464,7 @@ class KeypointNetDataModule(PointCloudDataModule):
         models, num_keypoints = self._annotations
         split = self.split_file(stage)
         clouds, indices, ids, missing = [], [], [], []
+        report = DataReport(f"{stage}: {split} ({self.category})")
         for number, model_id in read_split(split, self.class_id):
             if model_id not in models:
                 raise ValueError(f"{split}:{number}: model {self.class_id}-{model_id} has no annotation in "
@@ -456,6 +477,7 @@ class KeypointNetDataModule(PointCloudDataModule):
                         "download, or pass --data.init_args.missing_clouds skip to use the clouds present"
                     )
                 missing.append(model_id)
+                report.drop("no cloud (missing_clouds=skip)", f"{split}:{number}")
                 continue
             cloud = read_pcd(pcd, self.num_points)
             index = np.full(num_keypoints, -1, dtype=np.int64)
@@ -467,9 +489,11 @@ class KeypointNetDataModule(PointCloudDataModule):
             clouds.append(cloud)
             indices.append(index)
             ids.append(model_id)
+            report.keep()
         if missing:
             warnings.warn(f"{split}: skipped {len(missing)} {self.category} model(s) without a cloud "
                           f"(missing_clouds=skip); using {len(ids)}", stacklevel=2)
+        self.add_data_report(stage, report)
         if not ids:
             raise ValueError(f"{split}: no {self.category} model with a cloud under {self.root / 'pcds' / self.class_id}; "
                              f"pick another split (e.g. --data.init_args.{stage}_split) or complete the download")

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from sampling_argmax.codecs.topdown import TopDownCodec
 from sampling_argmax.data.base import LocalizationDataModule, RawInput, check_loader_args
 from sampling_argmax.data.images import IMAGE_SUFFIXES, read_rgb
+from sampling_argmax.data.validation import DataError, UniqueRecords, check_inside_image, image_size, integer
 from sampling_argmax.data.transforms import (
     random_affine_params,
     to_model_input,
@@ -59,6 +60,7 @@ __all__ = [
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 FLIP_PAIRS = [(0, 1), (3, 4)]
 _FIELDS = "'path x1 x2 x3 x4 x5 y1 y2 y3 y4 y5 gender smile glasses pose'"
+_ATTRIBUTES = ("gender", "smile", "glasses", "pose")
 #: Smallest distance between the eye landmarks of a valid face (original pixels).
 MIN_INTEROCULAR = 1.0
 
@@ -82,13 +84,16 @@ def read_annotations(file: str | Path, image_root: str | Path | None = None, che
     """Parse an official MTFL annotation file (``training.txt`` or ``testing.txt``).
 
     Blank lines are skipped; every other line must have 15 fields. Paths are resolved against
-    ``image_root`` (default: the file's folder) with backslashes turned into ``/``.
+    ``image_root`` (default: the file's folder) with backslashes turned into ``/``. Each line is checked
+    (:mod:`~sampling_argmax.data.validation`): finite landmarks, integer attribute codes >= 1, no line repeated
+    verbatim (same image and landmarks) and, with ``check_images``, landmarks inside the image (its size read
+    from the file's header).
 
     Raises:
         FileNotFoundError: the file, or (``check_images``) an image it names, does not exist; the
             message names the annotation file and line.
-        ValueError: a malformed line (wrong field count, non-numeric or non-finite value), naming
-            ``file:line`` and showing the line.
+        ValueError: a malformed line (wrong field count, non-numeric or non-finite value, a landmark outside
+            its image, a repeated line), naming ``file:line`` and showing the line.
 
     Example:
         >>> import tempfile
@@ -106,6 +111,7 @@ def read_annotations(file: str | Path, image_root: str | Path | None = None, che
         )
     root = Path(image_root) if image_root is not None else file.parent
     records = []
+    unique = UniqueRecords("annotation line")
     text = file.read_bytes().decode("utf-8-sig", errors="replace")
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
@@ -116,11 +122,12 @@ def read_annotations(file: str | Path, image_root: str | Path | None = None, che
             raise ValueError(f"{where}: expected 15 fields {_FIELDS}, got {len(fields)}: {line.strip()!r}")
         try:
             values = np.array([float(v) for v in fields[1:11]], dtype=np.float64)
-            attributes = tuple(int(float(v)) for v in fields[11:15])
+            codes = [float(v) for v in fields[11:15]]
         except ValueError:
-            raise ValueError(f"{where}: non-numeric value in {line.strip()!r}; expected {_FIELDS}") from None
+            raise DataError(f"{where}: non-numeric value in {line.strip()!r}; expected {_FIELDS}") from None
         if not np.all(np.isfinite(values)):
-            raise ValueError(f"{where}: non-finite landmark coordinate in {line.strip()!r}")
+            raise DataError(f"{where}: non-finite landmark coordinate in {line.strip()!r}; fix or remove the line")
+        attributes = tuple(integer(v, where, name, minimum=1) for v, name in zip(codes, _ATTRIBUTES))
         relative = Path(fields[0].replace("\\", "/"))
         if relative.is_absolute() or ".." in relative.parts or fields[0].startswith(("\\", "/")):
             raise ValueError(
@@ -134,6 +141,11 @@ def read_annotations(file: str | Path, image_root: str | Path | None = None, che
                 "(download the full MTFL archive there, or fix the line)"
             )
         landmarks = np.stack([values[:5], values[5:]], axis=1)  # (5, 2) x, y
+        unique.add(None, [relative.as_posix(), landmarks], where)
+        if check_images:
+            width, height = image_size(image, where)
+            check_inside_image(landmarks, None, width, height, where, "landmark",
+                               fix="fix the line (x1..x5 then y1..y5, in the image's pixels)")
         if np.linalg.norm(landmarks[0] - landmarks[1]) < MIN_INTEROCULAR:
             raise ValueError(
                 f"{where}: the two eyes are {np.linalg.norm(landmarks[0] - landmarks[1]):.2g} px apart; the "
@@ -349,10 +361,24 @@ def _read_rgb(record: MTFLRecord) -> np.ndarray:
     return read_rgb(record.image, record.source, "re-extract it from the MTFL archive or remove its line")
 
 
+def _cache_key(records: list[MTFLRecord], max_side: int) -> str:
+    """What the cache is built from: every image's path, size and modification time, and ``max_side``; a
+    replaced or edited image gives a new key (and a new cache), never the old pixels."""
+    parts = []
+    for record in records:
+        try:
+            stat = record.image.stat()
+            parts.append(f"{record.image}|{stat.st_size}|{stat.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{record.image}|missing")  # fails when the cache is built, naming the line
+    return hashlib.sha1(("\n".join(parts) + f"|{max_side}").encode()).hexdigest()[:16]
+
+
 def cache_images(records: list[MTFLRecord], max_side: int, cache_dir: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
     """Decode every image once, downscale it so its longer side is at most ``max_side``, and keep it.
 
-    The copies go to one ``.npy`` file in ``cache_dir`` (keyed by the image list and ``max_side``),
+    The copies go to one ``.npy`` file in ``cache_dir`` (keyed by every image's path, size and modification
+    time and by ``max_side``: an edited image makes a new cache),
     memory-mapped by later runs, so a multi-run comparison decodes the JPEGs only once.
     Returns ``(image (h, w, 3) uint8, (sx, sy) resize factors)`` per record.
     """
@@ -360,7 +386,7 @@ def cache_images(records: list[MTFLRecord], max_side: int, cache_dir: str | Path
     if cache_dir.exists() and not cache_dir.is_dir():
         raise NotADirectoryError(f"--data.cache_dir {cache_dir} is a file; give a folder for the decoded-image cache")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(("\n".join(str(r.image) for r in records) + f"|{max_side}").encode()).hexdigest()[:16]
+    key = _cache_key(records, max_side)
     pixels_file, index_file = cache_dir / f"mtfl_{key}.npy", cache_dir / f"mtfl_{key}_index.npy"
     if not (pixels_file.is_file() and index_file.is_file()):
         chunks, rows, offset = [], [], 0

@@ -52,6 +52,7 @@ from torch.utils.data import Dataset
 from sampling_argmax.codecs.bscan import DEFAULT_PIXEL_UM, display_intensity, standardize, frame_bscan
 from sampling_argmax.data.base import LocalizationDataModule, RawInput, check_loader_args
 from sampling_argmax.data.images import IMAGE_SUFFIXES, read_raw
+from sampling_argmax.data.validation import DataError, DataReport, check_inside_image
 
 __all__ = [
     "BOUNDARY_NAMES",
@@ -187,7 +188,13 @@ def read_delineation(path: str | Path, num_bscans: int | None = None, num_ascans
         raise ValueError(f"{path}: not a readable MATLAB .mat file ({error}); the file is truncated or of another "
                          "kind (v7.3/HDF5 files: re-save with save(..., '-v7'))") from None
     if "bd_pts" in mat:
-        dense = np.asarray(mat["bd_pts"], dtype=np.float64)
+        dense = mat["bd_pts"]
+        if not isinstance(dense, np.ndarray) or dense.dtype == bool or not np.issubdtype(dense.dtype, np.number):
+            raise DataError(f"{path}: bd_pts holds {getattr(dense, 'dtype', type(dense).__name__)} values; it must be "
+                            "a numeric array of 1-based rows (A-scans x B-scans x boundaries)")
+        dense = np.asarray(dense, dtype=np.float64)
+        if np.isinf(dense).any():
+            raise DataError(f"{path}: bd_pts holds infinite rows; mark an unlabeled boundary with NaN or 0, not inf")
         if dense.ndim == 2:  # one B-scan: (A-scans, boundaries)
             dense = dense[:, None, :]
         if dense.ndim != 3 or dense.shape[2] not in (NUM_BOUNDARIES, 11):
@@ -214,7 +221,11 @@ def read_delineation(path: str | Path, num_bscans: int | None = None, num_ascans
         rows = np.full((cells.shape[0], NUM_BOUNDARIES, width), np.nan)
         for i in range(cells.shape[0]):
             for b in range(NUM_BOUNDARIES):
-                points = np.asarray(cells[i, b], dtype=np.float64)
+                try:
+                    points = np.asarray(cells[i, b], dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise DataError(f"{path}: control_pts cell ({i + 1}, {b + 1}) does not hold numbers "
+                                    f"({np.asarray(cells[i, b]).dtype}); expected (n, 2) (x, y) control points") from None
                 if points.size == 0:
                     continue
                 if points.ndim != 2 or points.shape[1] != 2 or not np.all(np.isfinite(points)):
@@ -322,10 +333,14 @@ def find_mshc_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
 
 
 def prepare_volume(vol_path: Path, mat_path: Path, rows: int, bottom_margin_um: float, column_step: int,
-                   width: int | None) -> tuple[np.ndarray, ...]:
-    """Read, flatten and crop one volume's labeled B-scans -> (images, crop_rows, truth, offsets, pixel_um, bscans)."""
+                   width: int | None, report: DataReport | None = None) -> tuple[np.ndarray, ...]:
+    """Read, flatten and crop one volume's labeled B-scans -> (images, crop_rows, truth, offsets, pixel_um, bscans).
+
+    Boundary rows must lie in the B-scan (:func:`~sampling_argmax.data.validation.check_inside_image`'s rule);
+    B-scans without a delineation are dropped, as the format intends, and counted in ``report``.
+    """
     scan = read_vol(vol_path)
-    num, _, scan_width = scan.bscans.shape
+    num, height, scan_width = scan.bscans.shape
     if width is not None and scan_width != width:
         raise ValueError(f"{vol_path}: B-scans are {scan_width} A-scans wide but the data module expects "
                          f"width={width}; set --data.init_args.width {scan_width}")
@@ -333,6 +348,18 @@ def prepare_volume(vol_path: Path, mat_path: Path, rows: int, bottom_margin_um: 
     labeled = np.where(np.isfinite(truth).any(axis=(1, 2)))[0]
     if labeled.size == 0:
         raise ValueError(f"{mat_path}: no B-scan is delineated")
+    for i in range(num):
+        if i not in labeled:
+            if report is not None:
+                report.drop("B-scan not delineated", f"{mat_path} B-scan {i}")
+            continue
+        columns = np.broadcast_to(np.arange(scan_width, dtype=np.float64), truth[i].shape)
+        points = np.stack([columns, truth[i]], -1).reshape(-1, 2)
+        check_inside_image(points, np.isfinite(points[:, 1]), scan_width, height, f"{mat_path} B-scan {i}",
+                           "boundary row (boundary-major index)",
+                           fix="the delineation belongs to another volume, or its rows are not 1-based pixels")
+        if report is not None:
+            report.keep()
     images, crops, truths, offsets = [], [], [], []
     for i in labeled:
         image, flat, columns = frame_bscan(display_intensity(scan.bscans[i]), scan.pixel_um, rows,
@@ -349,8 +376,8 @@ def prepare_volume(vol_path: Path, mat_path: Path, rows: int, bottom_margin_um: 
 
 
 @lru_cache(maxsize=2)
-def _read_vol_once(path: Path, mtime_ns: int) -> VolScan:  # a volume's B-scans are framed one by one
-    return read_vol(path)
+def _read_vol_once(path: Path, size: int, mtime_ns: int) -> VolScan:  # a volume's B-scans are framed one by one
+    return read_vol(path)  # keyed by the file's size and mtime: a replaced volume is read again
 
 
 class BScanPredict:
@@ -393,7 +420,8 @@ class BScanPredict:
     def _volume(path: Path) -> VolScan:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such .vol file")
-        return _read_vol_once(path.resolve(), path.stat().st_mtime_ns)
+        stat = path.stat()
+        return _read_vol_once(path.resolve(), stat.st_size, stat.st_mtime_ns)
 
     def _display(self, raw: RawInput) -> tuple[np.ndarray, float]:
         """(H, W) display intensities of one raw B-scan and its axial pixel size (µm)."""
@@ -514,8 +542,10 @@ class MSHCDataModule(BScanPredict, LocalizationDataModule):
                     f"{self.root / 'vol'}; download the full MSHC data, or list the subjects you have with "
                     f"--data.init_args.{split}_subjects"
                 )
-            parts = [prepare_volume(*pairs[s], self.rows, self.bottom_margin_um, self.column_step, self.width)
+            report = DataReport(f"{split}: MSHC {', '.join(self.subjects[split])}")
+            parts = [prepare_volume(*pairs[s], self.rows, self.bottom_margin_um, self.column_step, self.width, report)
                      for s in self.subjects[split]]
+            self.add_data_report(split, report)
             ids = np.concatenate([np.stack([np.full(len(p[5]), v), p[5]], 1) for v, p in enumerate(parts)])
             self._datasets[split] = OCTBScans(*(np.concatenate([p[i] for p in parts]) for i in range(5)), ids)
         return self._datasets[split]
