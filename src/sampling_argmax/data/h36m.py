@@ -3,7 +3,7 @@
 The target of a joint is a point of the volume (map units, x, y, z order): x, y the joint's pinhole
 projection in the ``map_size`` grid of the ``input_size`` crop around the person's box, z its depth
 relative to the root (pelvis), ``depth_range`` mm (default ±1,000 mm) over ``depth_bins`` cells
-(:class:`VolumeCoding`). ``to_original`` maps a volume point back to ``(u, v, dz)``: pixels of the
+(:class:`~sampling_argmax.codecs.volume.VolumeCoding`). ``to_original`` maps a volume point back to ``(u, v, dz)``: pixels of the
 original image and mm relative to the root; the evaluator
 (:class:`~sampling_argmax.metrics.pose3d.Pose3DEvaluator`) adds the ground-truth root depth and inverts
 the camera. The 2D targets are the projections of the 3D joints with the intrinsics ``f``, ``c`` of
@@ -22,13 +22,8 @@ Layouts read (a user's own copies, nothing is downloaded):
   per keypoint and axis, with z = 0 (the methods then train on the x-y marginal of the volume).
 
 Example:
-    >>> coding = VolumeCoding(input_size=256, map_size=64, depth_bins=64)
-    >>> crop = coding.crop_matrix(center=(500.0, 500.0), side=400.0)
-    >>> target = coding.encode(np.array([[500.0, 500.0]]), np.array([250.0]), crop)
-    >>> target.round(2).tolist()  # box centre -> map centre; +250 mm -> 5/8 of the depth bins
-    [[31.5, 31.5, 39.5]]
-    >>> bool(np.allclose(apply_to_original(coding.to_original(crop), target), [[500.0, 500.0, 250.0]]))
-    True
+    >>> [JOINT_NAMES[i] for i in FLIP_PAIRS[0]], len(JOINT_NAMES)  # the volume coding: codecs/volume.py
+    (['r_hip', 'l_hip'], 18)
 """
 
 from __future__ import annotations
