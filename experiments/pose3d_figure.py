@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sampling_argmax.data.h36m import BONES, JOINT_NAMES
+from sampling_argmax.data.h36m_files import BONES, JOINT_NAMES
 from sampling_argmax.metrics.pose3d import back_project, mpjpe, pa_mpjpe
 from sampling_argmax.training.trained import load_trained
 

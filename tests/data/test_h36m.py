@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from sampling_argmax.data.h36m import FLIP_PAIRS, MPII_TO_H36M, H36MDataModule, MixedBatchSampler, load_cameras, load_h36m_annotations
+from sampling_argmax.data.h36m import H36MDataModule, MixedBatchSampler
+from sampling_argmax.data.h36m_files import FLIP_PAIRS, MPII_TO_H36M, load_cameras, load_h36m_annotations
 from sampling_argmax.codecs.volume import apply_to_original
 from sampling_argmax.methods import paper_method
 from sampling_argmax.metrics.base import EvaluationContext

@@ -27,7 +27,8 @@ from torch.utils.data import Dataset
 
 from sampling_argmax.codecs.affine import apply_affine
 from sampling_argmax.data.base import ProceduralSplits, check_loader_args
-from sampling_argmax.data.h36m import NUM_JOINTS, Pose3DDataModule, pose_sample, project
+from sampling_argmax.data.h36m import Pose3DDataModule, pose_sample, project
+from sampling_argmax.data.h36m_files import NUM_JOINTS
 from sampling_argmax.codecs.volume import VolumeCoding
 
 __all__ = ["SyntheticPoses", "SyntheticPose3DDataModule", "random_pose"]
