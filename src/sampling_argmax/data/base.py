@@ -45,7 +45,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 __all__ = [
     "INPUT_KEYS",
@@ -178,6 +178,21 @@ def swap_pairs(num_keypoints: int, pairs: Sequence[Sequence[int]]) -> list[int]:
             raise ValueError(f"flip pair ({left}, {right}) is outside 0..{num_keypoints - 1}")
         order[left], order[right] = right, left
     return order
+
+
+class EpochShuffle(RandomSampler):
+    """A random order of the training set that depends on the run's seed (``seed_everything``'s
+    ``PL_GLOBAL_SEED``) and the epoch only (Lightning calls :meth:`set_epoch` before each epoch), not on what
+    else drew from the global generator: a run resumed at an epoch boundary sees the batches the uninterrupted
+    run saw. A ``RandomSampler``, so that under DDP Lightning replaces it by its ``DistributedSampler``."""
+
+    def __init__(self, data_source, num_samples: int | None = None) -> None:
+        super().__init__(data_source, num_samples=num_samples, generator=torch.Generator())
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        base = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        self.generator.manual_seed((base * 1_000_003 + epoch) % 2**63)
 
 
 class LocalizationDataModule(L.LightningDataModule):
@@ -325,7 +340,8 @@ class LocalizationDataModule(L.LightningDataModule):
         raise NotImplementedError(f"{type(self).__name__} must define dataset(split) or its own dataloaders")
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset("train"), self.batch_size, self.num_workers, shuffle=True,
+        dataset = self.dataset("train")
+        return self.loader(dataset, self.batch_size, self.num_workers, sampler=EpochShuffle(dataset),
                            drop_last=self.drop_last_train)
 
     def val_dataloader(self) -> DataLoader:
