@@ -184,7 +184,9 @@ class EpochShuffle(RandomSampler):
     """A random order of the training set that depends on the run's seed (``seed_everything``'s
     ``PL_GLOBAL_SEED``) and the epoch only (Lightning calls :meth:`set_epoch` before each epoch), not on what
     else drew from the global generator: a run resumed at an epoch boundary sees the batches the uninterrupted
-    run saw. A ``RandomSampler``, so that under DDP Lightning replaces it by its ``DistributedSampler``."""
+    run saw. The order is ``DistributedSampler``'s (``randperm`` seeded with seed + epoch), which Lightning puts in
+    its place under DDP (it is a ``RandomSampler``): rank r of W takes every W-th sample of this order, so W
+    processes of batch B see, step for step, the samples of one process of batch W·B."""
 
     def __init__(self, data_source, num_samples: int | None = None) -> None:
         super().__init__(data_source, num_samples=num_samples, generator=torch.Generator())
@@ -192,7 +194,7 @@ class EpochShuffle(RandomSampler):
 
     def set_epoch(self, epoch: int) -> None:
         base = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        self.generator.manual_seed((base * 1_000_003 + epoch) % 2**63)
+        self.generator.manual_seed(base + epoch)
 
 
 class LocalizationDataModule(L.LightningDataModule):
