@@ -43,7 +43,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from sampling_argmax.data.validation import DataReport
 
@@ -164,6 +164,23 @@ def input_key(batch: dict[str, Any]) -> str:
             f"(keys: {sorted(batch)}). Fix the dataset's __getitem__"
         )
     return present[0]
+
+
+class EpochShuffle(RandomSampler):
+    """A random order of the training set that depends on the run's seed (``seed_everything``'s
+    ``PL_GLOBAL_SEED``) and the epoch only (Lightning calls :meth:`set_epoch` before each epoch), not on what
+    else drew from the global generator: a run resumed at an epoch boundary sees the batches the uninterrupted
+    run saw. The order is ``DistributedSampler``'s (``randperm`` seeded with seed + epoch), which Lightning puts in
+    its place under DDP (it is a ``RandomSampler``): rank r of W takes every W-th sample of this order, so W
+    processes of batch B see, step for step, the samples of one process of batch W·B."""
+
+    def __init__(self, data_source, num_samples: int | None = None) -> None:
+        super().__init__(data_source, num_samples=num_samples, generator=torch.Generator())
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        base = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        self.generator.manual_seed(base + epoch)
 
 
 class LocalizationDataModule(L.LightningDataModule):
@@ -349,7 +366,8 @@ class LocalizationDataModule(L.LightningDataModule):
         raise NotImplementedError(f"{type(self).__name__} must define dataset(split) or its own dataloaders")
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset("train"), self.batch_size, self.num_workers, shuffle=True,
+        dataset = self.dataset("train")
+        return self.loader(dataset, self.batch_size, self.num_workers, sampler=EpochShuffle(dataset),
                            drop_last=self.drop_last_train)
 
     def val_dataloader(self) -> DataLoader:

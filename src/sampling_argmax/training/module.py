@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,14 @@ class LocalizationModule(L.LightningModule):
                 "dimension match the data"
             )
 
+    def noise_generator(self, device: torch.device) -> torch.Generator:
+        """The sampling noise of one training step: seeded from the run's seed (``seed_everything``'s
+        ``PL_GLOBAL_SEED``), the global step and the process rank only. A resumed run draws the noise the
+        uninterrupted run drew at the same step, and DDP processes (seeded alike) draw different noise."""
+        base = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        seed = (base * 1_000_003 + self.global_step) * 1_009 + self.global_rank
+        return torch.Generator(device=device).manual_seed(seed % 2**63)
+
     def on_fit_start(self) -> None:
         datamodule = self._datamodule()
         if datamodule is not None:
@@ -238,6 +247,10 @@ class LocalizationModule(L.LightningModule):
     on_test_start = on_validation_start
 
     # ------------------------------------------------------------------ training
+
+    def on_train_start(self) -> None:
+        # a run resumed mid-epoch re-enters that epoch without on_train_epoch_start: τ would be epoch 0's
+        self.method.set_epoch(self.current_epoch)
 
     def on_train_epoch_start(self) -> None:
         self.method.set_epoch(self.current_epoch)
@@ -257,7 +270,8 @@ class LocalizationModule(L.LightningModule):
                 "stopped; the last checkpoint written before is kept. Lower the learning rate or use "
                 "--trainer.precision 32"
             )
-        loss = self.method.loss(logits, batch["target"], batch.get("target_weight"), batch.get("points"))
+        loss = self.method.loss(logits, batch["target"], batch.get("target_weight"), batch.get("points"),
+                                generator=self.noise_generator(logits.device))
         if not torch.isfinite(loss):
             raise DivergedError(
                 f"non-finite training loss at step {self.global_step} ({self.method.name}); training stopped and "
