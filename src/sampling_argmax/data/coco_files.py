@@ -23,6 +23,7 @@ from sampling_argmax.data.validation import (
     check_inside_image,
     check_num_keypoints,
     integer,
+    number,
     numbers,
 )
 
@@ -129,7 +130,7 @@ def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLik
                             "image; fix the box or the image size")
         report.keep()
         records.append(_record(image, image_dir, box, keypoints[:, :2].copy(), labeled,
-                               ann_id=ann_id, area=float(ann.get("area", box[2] * box[3])), bbox_score=1.0))
+                               ann_id=ann_id, area=_area(ann, box, where), bbox_score=1.0))
     return records
 
 
@@ -195,6 +196,13 @@ def load_detection_records(
 def _numbers(value, where: str, field: str) -> np.ndarray:
     """A json number or list of numbers as finite float64 (:func:`~sampling_argmax.data.validation.numbers`)."""
     return numbers(value, where, field)
+
+
+def _area(ann: dict, box: list[float], where: str) -> float:
+    """The annotation's ``area`` (OKS normalizes by it), else the box's."""
+    if "area" not in ann:
+        return float(box[2] * box[3])
+    return number(ann["area"], where, "area", positive=True, fix="give the person's segmented area in pixels")
 
 
 def _box(entry: dict, where: str) -> list[float]:
