@@ -295,7 +295,7 @@ CAMERAS = {("S1", "54138969"): {"f": [1145.0, 1144.0], "c": [512.0, 515.0]}}
     (dict(centers=[[500.0, 500.0], [np.nan, 500.0]]), r"h36m\.npz row 1 .*: center is not two finite numbers"),
     (dict(scales=[1.0, 0.0]), r"row 1 .*: scale is not a positive number"),
     (dict(joints_m=np.tile(np.array([0.1, 0.2, -4.0]), (2, 17, 1))), r"row 0 .*depth Z <= 0"),
-    (dict(joints_m=np.full((2, 17, 3), np.inf)), r"row 0 .*S holds NaN or infinite"),
+    (dict(joints_m=np.full((2, 17, 3), np.inf)), r"row 0 .*S holds a NaN, infinite or beyond"),
     (dict(names=["S1_Directions_1.54138969_000001.jpg"] * 2), r"row 1 .* has the same id"),
     (dict(scales=np.array(["1", "2"])), r"h36m\.npz: scale holds <U1 values"),
     (dict(names=[], centers=np.zeros((0, 2)), scales=np.zeros(0), joints_m=np.zeros((0, 17, 3))), r"holds no frames"),

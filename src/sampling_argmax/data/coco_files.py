@@ -173,9 +173,9 @@ def load_detection_records(
         if score.size != 1:
             raise DataError(f"{where}: 'score' must be one number, got {det.get('score')!r}")
         raw_box = _box(det, where)
-        if det["image_id"] not in images:
+        if not isinstance(det["image_id"], Hashable) or det["image_id"] not in images:
             raise DataError(
-                f"{where}: image_id {det['image_id']} has no image in {ann_file}; "
+                f"{where}: image_id {det['image_id']!r} has no image in {ann_file}; "
                 "the detections and the annotation file must be of the same split"
             )
         if float(score[0]) < score_threshold:
@@ -222,6 +222,7 @@ def _images_by_id(data: dict, ann_file: Path) -> dict:
         if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= set(image):
             raise DataError(f"{where} needs 'id', 'file_name', 'width' and 'height'; got {image!r:.200}")
         where = f"{where} (id {image['id']!r})"
+        integer(image["id"], where, "id", fix="give every image a unique integer id")
         integer(image["width"], where, "width", minimum=1)
         integer(image["height"], where, "height", minimum=1)
         if not isinstance(image["file_name"], str) or not image["file_name"].strip():

@@ -55,6 +55,7 @@ from sampling_argmax.codecs.volume import VolumeCoding
 from sampling_argmax.data.base import LocalizationDataModule, check_loader_args
 from sampling_argmax.data.images import read_rgb
 from sampling_argmax.data.validation import (
+    MAX_COORDINATE,
     DataError,
     UniqueRecords,
     check_centre_scale,
@@ -213,12 +214,15 @@ def _check_h36m_arrays(npz: Path, names: np.ndarray, centers: np.ndarray, scales
     if centers.ndim != 2 or centers.shape[1] != 2 or scales.ndim != 1:
         raise DataError(f"{npz}: center has shape {centers.shape} and scale {scales.shape}; expected (N, 2) and "
                         "(N,): mmpose's body3d .npz")
-    checks = (
-        (~np.isfinite(centers).all(axis=1), "center is not two finite numbers", "center"),
-        (~(np.isfinite(scales) & (scales > 0)), "scale is not a positive number", "scale"),
-        (~np.isfinite(joints[:, :, :3]).all(axis=(1, 2)), "S holds NaN or infinite coordinates", "S"),
-        (~(joints[:, :, 2] > 0).all(axis=1), "a joint has depth Z <= 0 (behind the camera)", "S"),
-    )
+    limit = MAX_COORDINATE
+    with np.errstate(invalid="ignore"):
+        checks = (
+            (~(np.abs(centers) <= limit).all(axis=1), f"center is not two finite numbers within +-{limit:g}", "center"),
+            (~((scales > 0) & (scales <= limit)), f"scale is not a positive number up to {limit:g}", "scale"),
+            (~(np.abs(joints[:, :, :3]) <= limit).all(axis=(1, 2)),
+             f"S holds a NaN, infinite or beyond +-{limit:g} coordinate", "S"),
+            (~(joints[:, :, 2] > 0).all(axis=1), "a joint has depth Z <= 0 (behind the camera)", "S"),
+        )
     for bad, problem, field in checks:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
