@@ -170,7 +170,7 @@ def action_index(sequence: str) -> int:
 def _require_fields(data: Any, fields: Sequence[str], where: Path, fix: str) -> None:
     missing = [f for f in fields if f not in data]
     if missing:
-        raise ValueError(f"{where} has no field(s) {missing} (it has {sorted(data)}); {fix}")
+        raise DataError(f"{where} has no field(s) {missing} (it has {sorted(data)}); {fix}")
 
 
 def load_cameras(path: Path) -> dict:
@@ -280,7 +280,7 @@ def load_h36m_annotations(npz: Path, image_root: Path, cameras: dict, subjects: 
     for row, name in enumerate(names):
         match = _NAME.match(Path(str(name)).name)
         if match is None:
-            raise ValueError(f"{npz} row {row}: imgname {name!r} is not <subject>_<sequence>.<camera>_<frame>.jpg")
+            raise ValueError(f"{npz} row {row}: imgname {str(name)!r} is not <subject>_<sequence>.<camera>_<frame>.jpg")
         subject, sequence, camera, frame = match.groups()
         if (subjects is None or subject in subjects) and f"{subject}_{sequence}" not in exclude:
             groups.setdefault((subject, sequence, camera), []).append((int(frame), row))
