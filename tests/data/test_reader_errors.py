@@ -1,4 +1,4 @@
-"""One test per reader error message that no other test reaches (COCO, Human3.6M/MPII, KeypointNet), each on a
+"""One test per reader error message that no other test reaches (COCO, Human3.6M/MPII, KeypointNet, MTFL, OCT), each on a
 small generated file: the error type, and a message that names the file or argument and says the fix."""
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from writers import PCD_HEADER, coco_person, mpii_person, write_coco, write_h36m_npz, write_image, write_pcd
+from writers import PCD_HEADER, coco_person, mpii_person, write_coco, write_h36m_npz, write_image, write_pcd, write_vol
 
+from sampling_argmax.data import oct as oct_data
 from sampling_argmax.data.base import RawInput
 from sampling_argmax.data.coco import COCODataModule
-from sampling_argmax.data.coco_files import detections_by_file, load_detection_records
+from sampling_argmax.data.coco_files import detections_by_file, load_detection_records, load_person_records
 from sampling_argmax.data.h36m import H36MDataModule, load_cameras, load_h36m_annotations, load_mpii_annotations
 from sampling_argmax.data.keypointnet import (
     KeypointNetDataModule,
@@ -22,6 +23,8 @@ from sampling_argmax.data.keypointnet import (
     read_pcd,
     read_split,
 )
+from sampling_argmax.data.mtfl import MTFLDataModule, crop_sample, read_annotations as read_mtfl, split_train_val
+from sampling_argmax.data.validation import check_centre_scale, check_points
 
 KPTS = [(10.0, 8.0, 2), (20.0, 12.0, 1)]
 
@@ -285,3 +288,110 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+# ---------------------------------------------------------------------------------------------- MTFL
+
+FACE = np.array([[30.0, 30.0], [50.0, 30.0], [40.0, 40.0], [32.0, 50.0], [48.0, 50.0]])
+
+MTFL_CASES = {
+    "no annotation lines": (lambda t: read_mtfl(_text(t / "training.txt", "\r\n\r\n"), check_images=False), ValueError,
+                            r"training\.txt holds no annotation lines; expected one face a line"),
+    "val_size out of range": (lambda t: split_train_val(read_mtfl(_text(
+        t / "training.txt", "a\\x.jpg 30 50 40 32 48 30 30 40 50 50 1 2 2 3\r\n"), check_images=False), val_size=0),
+        ValueError, r"val_size=0 must be between 1 and 0"),
+    "flip of a resized image": (lambda t: crop_sample(np.zeros((40, 40, 3), np.uint8), FACE, np.array([20.0, 20.0]),
+                                                      40.0, 0.0, True, 32, 8, image_to_original=np.eye(3)),
+                                ValueError, r"crop_sample\(flip=True\) of a resized image needs original_width"),
+    "input too small": (lambda t: MTFLDataModule(data_root=str(t), input_size=16), ValueError,
+                        r"input_size=16 must be >= 32"),
+    "unknown test split": (lambda t: MTFLDataModule(data_root=str(t), test_split="holdout"), ValueError,
+                           r"test_split='holdout' must be 'auto', 'official' .* or 'val'"),
+    "no training faces per epoch": (lambda t: MTFLDataModule(data_root=str(t), train_samples_per_epoch=0), ValueError,
+                                    r"train_samples_per_epoch=0 must be >= 1 or None"),
+    "predict: array not RGB": (lambda t: MTFLDataModule(data_root=str(t)).prepare(
+        RawInput(np.zeros((8, 8, 2), np.uint8), "arr[1]")), ValueError, r"arr\[1\]: expected an \(H, W, 3\) uint8 RGB"),
+}
+
+
+@pytest.mark.parametrize("case", list(MTFL_CASES))
+def test_mtfl_reader_errors(tmp_path, case):
+    call, kind, match = MTFL_CASES[case]
+    with pytest.raises(kind, match=match):
+        call(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- OCT and the checks
+
+
+def _mat(path: Path, **arrays) -> Path:
+    from scipy.io import savemat
+
+    savemat(path, arrays)
+    return path
+
+
+def _cells(shape, fill) -> np.ndarray:
+    cells = np.empty(shape, dtype=object)
+    for index in np.ndindex(shape):
+        cells[index] = fill
+    return cells
+
+
+ROWS = np.tile(np.linspace(10, 30, 9), (16, 1))[:, None, :]  # (W, 1 B-scan, 9) 1-based rows
+
+
+def _two_volumes(tmp: Path) -> Path:
+    for name in ("hc01_a", "hc01_b"):
+        (tmp / f"{name}.vol").write_bytes(b"")
+        (tmp / f"{name}.mat").write_bytes(b"")
+    return tmp
+
+
+OCT_CASES = {
+    "delineation missing": (lambda t: oct_data.read_delineation(t / "none.mat"), FileNotFoundError,
+                            r"none\.mat: no such delineation \.mat; each \.vol needs delineation/<same name>\.mat"),
+    "bd_pts of text": (lambda t: oct_data.read_delineation(_mat(t / "d.mat", bd_pts=np.array(["abc"]))), ValueError,
+                       r"d\.mat: bd_pts holds <U3 values; it must be a numeric array"),
+    "control_pts of another shape": (
+        lambda t: oct_data.read_delineation(_mat(t / "d.mat", control_pts=_cells((2, 5), np.ones((2, 2))))),
+        ValueError, r"d\.mat: control_pts has shape \(2, 5\); expected \(B-scans, 11\)"),
+    "control_pts cell of text": (
+        lambda t: oct_data.read_delineation(_mat(t / "d.mat", control_pts=_cells((1, 9), "abc")), 1, 16),
+        ValueError, r"d\.mat: control_pts cell \(1, 1\) does not hold numbers"),
+    "control_pts cell of 3 columns": (
+        lambda t: oct_data.read_delineation(_mat(t / "d.mat", control_pts=_cells((1, 9), np.ones((2, 3)))), 1, 16),
+        ValueError, r"d\.mat: control_pts cell \(1, 1\) holds \(2, 3\) values; expected \(n, 2\)"),
+    "control points beyond the B-scan": (
+        lambda t: oct_data.read_delineation(_mat(t / "d.mat", control_pts=_cells((1, 9), np.array([[1.0, 5.0], [500.0, 6.0]]))), 1, 16),
+        ValueError, r"d\.mat: control_pts cell \(1, 1\) has x in \[1, 500\] outside the B-scan's 1\.\.16 A-scans"),
+    "other A-scan count": (lambda t: oct_data.read_delineation(_mat(t / "d.mat", bd_pts=ROWS), 1, 20), ValueError,
+                           r"d\.mat: delineates 16 A-scans per B-scan but its volume has 20"),
+    "index beyond the B-scans": (lambda t: oct_data.OCTBScans(np.zeros((1, 8, 4)), np.zeros((1, 9, 4)),
+                                                            np.zeros((1, 9, 4)), np.zeros((1, 4)), np.ones(1),
+                                                            np.zeros((1, 2), int))[3],
+                                 IndexError, r"index 3 out of range for 1 B-scans"),
+    "two volumes of one subject": (lambda t: oct_data.find_mshc_pairs(_two_volumes(t)), ValueError,
+                                   r"hc01_b\.vol and .*hc01_a\.vol are both subject hc01; keep one volume per subject"),
+    "nothing delineated": (lambda t: oct_data.prepare_volume(
+        write_vol(t / "hc01.vol", np.full((1, 48, 16), 0.2, np.float32)), _mat(t / "hc01.mat", bd_pts=ROWS * 0),
+        16, 0.0, 1, 16), ValueError, r"hc01\.mat: no B-scan is delineated"),
+    "predict: .vol missing": (lambda t: oct_data.BScanPredict._volume(t / "none.vol"), FileNotFoundError,
+                              r"none\.vol: no such \.vol file"),
+    "MSHC crop too small": (lambda t: oct_data.MSHCDataModule(data_root=str(t), rows=4), ValueError,
+                            r"need rows >= 8, width >= 1, column_step >= 1, bottom_margin_um >= 0; got 4"),
+    "COCO annotation not an object": (
+        lambda t: load_person_records(write_coco(t, [(1, "a.png", 40, 30)], [[1, 2]]), t),
+        ValueError, r"annotation #0 \(id \?\) is not a json object"),
+    "cloud with NaN": (lambda t: check_points(np.array([[0.0, np.nan, 0.0]]), "c.npy", "the cloud"), ValueError,
+                       r"c\.npy: the cloud holds a NaN or infinite coordinate \(at index \[0, 1\]\)"),
+    "centre beyond 1e6": (lambda t: check_centre_scale([1e9, 0.0], 1.0, "p.json entry 0"), ValueError,
+                          r"p\.json entry 0: center \[1000000000\.0, 0\.0\] or scale 1 is beyond 1e\+06"),
+}
+
+
+@pytest.mark.parametrize("case", list(OCT_CASES))
+def test_oct_reader_and_check_errors(tmp_path, case):
+    call, kind, match = OCT_CASES[case]
+    with pytest.raises(kind, match=match):
+        call(tmp_path)

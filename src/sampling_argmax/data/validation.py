@@ -212,7 +212,7 @@ def image_size(path: str | os.PathLike, where: str = "") -> tuple[int, int]:
     path = Path(path)
     stat = path.stat()
     try:
-        return _header_size(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return _header_size(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
     except (OSError, SyntaxError, ValueError) as error:
         raise DataError(f"{where + ': ' if where else ''}cannot read the header of image {path} ({error}); the "
                         "file is not an image or is damaged: replace it") from None
