@@ -3,12 +3,16 @@ per session for the inference tests (test_inference.py, test_export.py) and the 
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+#: pytester: tests of the suite's own switches (tests/data/test_validation.py)
+pytest_plugins = ["pytester"]
 
 SHARED_DATA = Path(os.environ.get("SAMPLING_ARGMAX_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 # data modules find their dataset under $SAMPLING_ARGMAX_DATA/<folder> (the task contract's one rule)
@@ -19,15 +23,39 @@ if SHARED_DATA.is_dir():
 os.environ.setdefault("SAMPLING_ARGMAX_FUSED", "0")
 
 
+#: "1": a missing real data sample fails the test instead of skipping it (.ci/run sets it: CI has the samples).
+REQUIRE_DATA_ENV = "SAMPLING_ARGMAX_REQUIRE_DATA"
+#: Skip reasons that mean "a real data sample is missing" (the fixtures below and the tests' own sample checks).
+_MISSING_SAMPLE = re.compile(r"real data samples not found|sample(s)? absent|fixtures absent|absent \(see shared/data")
+
+
+def require_data() -> bool:
+    return os.environ.get(REQUIRE_DATA_ENV, "0").strip().lower() not in ("", "0", "false", "no")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """Root of the real data samples; skips the test when the folder is absent."""
+    """Root of the real data samples; skips the test when the folder is absent (fails it under
+    SAMPLING_ARGMAX_REQUIRE_DATA=1, as in CI)."""
     if not SHARED_DATA.is_dir():
         pytest.skip(
             f"real data samples not found at {SHARED_DATA}: put the shared data folder beside the repository "
             "(../shared/data) or set SAMPLING_ARGMAX_DATA"
         )
     return SHARED_DATA
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under SAMPLING_ARGMAX_REQUIRE_DATA=1 a test skipped for a missing real data sample is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and require_data() and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        if _MISSING_SAMPLE.search(reason):
+            report.outcome = "failed"
+            report.longrepr = (f"{reason}\n[{REQUIRE_DATA_ENV}=1: the real data samples are required here (CI has "
+                               "them); put them at ../shared/data or set SAMPLING_ARGMAX_DATA]")
 
 
 @pytest.fixture

@@ -41,3 +41,78 @@ def write_vol(path: str | Path, bscans: np.ndarray, pixel_um: float = DEFAULT_PI
     path = Path(path)
     path.write_bytes(construct.Struct(*fields).build(header))
     return path
+
+
+# ---------------------------------------------------------------------------------------------- small reader fixtures
+
+#: The PCD v0.7 header of KeypointNet's clouds ({n} points).
+PCD_HEADER = ("# .PCD v0.7 - Point Cloud Data file format\nVERSION .7\nFIELDS x y z rgb\nSIZE 4 4 4 4\nTYPE F F F F\n"
+              "COUNT 1 1 1 1\nWIDTH {n}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\nDATA ascii\n")
+
+
+def write_image(path: str | Path, width: int, height: int, value: int = 90) -> Path:
+    """A small flat RGB image file (PNG or JPEG by suffix) of ``width`` x ``height``."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((height, width, 3), value, np.uint8)).save(path)
+    return path
+
+
+def coco_person(ann_id: int, image_id: int, keypoints: list[tuple[float, float, int]], box=(2.0, 2.0, 30.0, 20.0),
+                **fields) -> dict:
+    """One person annotation of a COCO keypoint json: 17 keypoints (the given ones first, the rest unlabeled)."""
+    flat = [float(v) for x, y, v in keypoints for v in (x, y, v)] + [0.0] * 3 * (17 - len(keypoints))
+    ann = {"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 0, "bbox": list(box), "area": 300.0,
+           "keypoints": flat, "num_keypoints": sum(1 for _, _, v in keypoints if v > 0)}
+    ann.update(fields)
+    return ann
+
+
+def write_coco(folder: str | Path, images: list[tuple[int, str, int, int]], annotations: list[dict],
+               write_images: bool = True, name: str = "person_keypoints.json") -> Path:
+    """A COCO keypoint json ``folder/name`` with ``images`` (id, file_name, width, height) and their files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if write_images:
+        for _, file_name, width, height in images:
+            write_image(folder / file_name, width, height)
+    data = {"images": [{"id": i, "file_name": f, "width": w, "height": h} for i, f, w, h in images],
+            "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+    path = folder / name
+    import json
+
+    path.write_text(json.dumps(data))
+    return path
+
+
+def mtfl_line(path: str, landmarks: np.ndarray, attributes=(1, 2, 2, 3)) -> str:
+    """One MTFL annotation line: ``path x1..x5 y1..y5 gender smile glasses pose``."""
+    landmarks = np.asarray(landmarks, float)
+    return " ".join([path, *(f"{v:g}" for v in landmarks[:, 0]), *(f"{v:g}" for v in landmarks[:, 1]),
+                     *(str(a) for a in attributes)])
+
+
+def write_pcd(path: str | Path, points, header: str = PCD_HEADER) -> Path:
+    """An ASCII PCD v0.7 cloud of (N, 3) ``points`` (rgb 0)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header.format(n=len(points)) + "".join(f"{x} {y} {z} 0\n" for x, y, z in points))
+    return path
+
+
+def mpii_person(image: str, joints: np.ndarray, visible=None, center=(20.0, 15.0), scale=0.2) -> dict:
+    """One person of mmpose/HRNet's MPII json (1-based joints 16 x 2)."""
+    visible = np.ones(16) if visible is None else np.asarray(visible)
+    return {"image": image, "center": list(center), "scale": scale, "joints": np.asarray(joints, float).tolist(),
+            "joints_vis": visible.astype(int).tolist()}
+
+
+def write_h36m_npz(path: str | Path, names: list[str], centers, scales, joints_m) -> Path:
+    """An mmpose body3d annotation .npz: imgname, center (N, 2), scale (N,), S (N, 17, 4) metres + confidence."""
+    joints_m = np.asarray(joints_m, float)
+    if joints_m.shape[-1] == 3:
+        joints_m = np.concatenate([joints_m, np.ones(joints_m.shape[:-1] + (1,))], -1)
+    np.savez(path, imgname=np.array(names), center=np.asarray(centers), scale=np.asarray(scales), S=joints_m)
+    return Path(path)

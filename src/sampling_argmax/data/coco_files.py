@@ -23,6 +23,7 @@ from sampling_argmax.data.validation import (
     check_inside_image,
     check_num_keypoints,
     integer,
+    number,
     numbers,
 )
 
@@ -129,7 +130,7 @@ def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLik
                             "image; fix the box or the image size")
         report.keep()
         records.append(_record(image, image_dir, box, keypoints[:, :2].copy(), labeled,
-                               ann_id=ann_id, area=float(ann.get("area", box[2] * box[3])), bbox_score=1.0))
+                               ann_id=ann_id, area=_area(ann, box, where), bbox_score=1.0))
     return records
 
 
@@ -172,9 +173,9 @@ def load_detection_records(
         if score.size != 1:
             raise DataError(f"{where}: 'score' must be one number, got {det.get('score')!r}")
         raw_box = _box(det, where)
-        if det["image_id"] not in images:
+        if not isinstance(det["image_id"], Hashable) or det["image_id"] not in images:
             raise DataError(
-                f"{where}: image_id {det['image_id']} has no image in {ann_file}; "
+                f"{where}: image_id {det['image_id']!r} has no image in {ann_file}; "
                 "the detections and the annotation file must be of the same split"
             )
         if float(score[0]) < score_threshold:
@@ -197,6 +198,13 @@ def _numbers(value, where: str, field: str) -> np.ndarray:
     return numbers(value, where, field)
 
 
+def _area(ann: dict, box: list[float], where: str) -> float:
+    """The annotation's ``area`` (OKS normalizes by it), else the box's."""
+    if "area" not in ann:
+        return float(box[2] * box[3])
+    return number(ann["area"], where, "area", positive=True, fix="give the person's segmented area in pixels")
+
+
 def _box(entry: dict, where: str) -> list[float]:
     if "bbox" not in entry:
         raise DataError(f"{where} has no 'bbox' (x, y, w, h); fix or remove the entry")
@@ -214,6 +222,7 @@ def _images_by_id(data: dict, ann_file: Path) -> dict:
         if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= set(image):
             raise DataError(f"{where} needs 'id', 'file_name', 'width' and 'height'; got {image!r:.200}")
         where = f"{where} (id {image['id']!r})"
+        integer(image["id"], where, "id", fix="give every image a unique integer id")
         integer(image["width"], where, "width", minimum=1)
         integer(image["height"], where, "height", minimum=1)
         if not isinstance(image["file_name"], str) or not image["file_name"].strip():

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sampling_argmax.data.validation import (
+    MAX_COORDINATE,
     DataError,
     UniqueRecords,
     check_centre_scale,
@@ -65,7 +66,7 @@ def action_index(sequence: str) -> int:
 def _require_fields(data: Any, fields: Sequence[str], where: Path, fix: str) -> None:
     missing = [f for f in fields if f not in data]
     if missing:
-        raise ValueError(f"{where} has no field(s) {missing} (it has {sorted(data)}); {fix}")
+        raise DataError(f"{where} has no field(s) {missing} (it has {sorted(data)}); {fix}")
 
 
 def load_cameras(path: Path) -> dict:
@@ -109,12 +110,15 @@ def _check_h36m_arrays(npz: Path, names: np.ndarray, centers: np.ndarray, scales
     if centers.ndim != 2 or centers.shape[1] != 2 or scales.ndim != 1:
         raise DataError(f"{npz}: center has shape {centers.shape} and scale {scales.shape}; expected (N, 2) and "
                         "(N,): mmpose's body3d .npz")
-    checks = (
-        (~np.isfinite(centers).all(axis=1), "center is not two finite numbers", "center"),
-        (~(np.isfinite(scales) & (scales > 0)), "scale is not a positive number", "scale"),
-        (~np.isfinite(joints[:, :, :3]).all(axis=(1, 2)), "S holds NaN or infinite coordinates", "S"),
-        (~(joints[:, :, 2] > 0).all(axis=1), "a joint has depth Z <= 0 (behind the camera)", "S"),
-    )
+    limit = MAX_COORDINATE
+    with np.errstate(invalid="ignore"):
+        checks = (
+            (~(np.abs(centers) <= limit).all(axis=1), f"center is not two finite numbers within +-{limit:g}", "center"),
+            (~((scales > 0) & (scales <= limit)), f"scale is not a positive number up to {limit:g}", "scale"),
+            (~(np.abs(joints[:, :, :3]) <= limit).all(axis=(1, 2)),
+             f"S holds a NaN, infinite or beyond +-{limit:g} coordinate", "S"),
+            (~(joints[:, :, 2] > 0).all(axis=1), "a joint has depth Z <= 0 (behind the camera)", "S"),
+        )
     for bad, problem, field in checks:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
@@ -172,7 +176,7 @@ def load_h36m_annotations(npz: Path, image_root: Path, cameras: dict, subjects: 
     for row, name in enumerate(names):
         match = _NAME.match(Path(str(name)).name)
         if match is None:
-            raise ValueError(f"{npz} row {row}: imgname {name!r} is not <subject>_<sequence>.<camera>_<frame>.jpg")
+            raise ValueError(f"{npz} row {row}: imgname {str(name)!r} is not <subject>_<sequence>.<camera>_<frame>.jpg")
         subject, sequence, camera, frame = match.groups()
         if (subjects is None or subject in subjects) and f"{subject}_{sequence}" not in exclude:
             groups.setdefault((subject, sequence, camera), []).append((int(frame), row))

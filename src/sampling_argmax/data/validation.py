@@ -9,7 +9,8 @@ The rules, one definition each:
 
 * numbers where numbers belong: :func:`numbers` takes json/Python numbers (or numeric arrays) only; a
   string (``"12"``), a bool, ``None`` or a nested object is refused, never converted;
-* finite coordinates (:func:`numbers` refuses NaN and infinity; point clouds also ``|x| <= MAX_COORDINATE``);
+* finite coordinates (:func:`numbers` refuses NaN and infinity; point clouds, joints, centres and scales also
+  ``|x| <= MAX_COORDINATE``);
 * keypoints inside the image (:func:`check_inside_image`): a labeled keypoint lies within the image's
   pixel extent grown by a tolerance of ``max(1 px, 5 % of the image's larger side)`` (annotators click on
   the border, truncated limbs are estimated just outside; a landmark at x = -5000 is a fault);
@@ -71,7 +72,8 @@ __all__ = [
     "numbers",
 ]
 
-#: Largest coordinate magnitude of a point cloud: squares and sums of larger values overflow float32.
+#: Largest magnitude of a coordinate (point clouds, joints, centres) or scale: beyond it a value is corrupt or in
+#: wrong units, and squares and sums of it overflow float32.
 MAX_COORDINATE = 1e6
 
 
@@ -210,7 +212,7 @@ def image_size(path: str | os.PathLike, where: str = "") -> tuple[int, int]:
     path = Path(path)
     stat = path.stat()
     try:
-        return _header_size(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return _header_size(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
     except (OSError, SyntaxError, ValueError) as error:
         raise DataError(f"{where + ': ' if where else ''}cannot read the header of image {path} ({error}); the "
                         "file is not an image or is damaged: replace it") from None
@@ -256,8 +258,12 @@ def check_centre_scale(center: Any, scale: Any, where: str, scale_name: str = "s
     fix = "give the person's box centre as [x, y] and its scale as a positive number"
     if center is None or scale is None:
         raise DataError(f"{where}: {'center' if center is None else scale_name} is missing (null); {fix}")
-    return numbers(center, where, "center", shape=(2,), fix=fix), number(scale, where, scale_name, positive=True,
-                                                                           fix=fix)
+    center = numbers(center, where, "center", shape=(2,), fix=fix)
+    scale_value = number(scale, where, scale_name, positive=True, fix=fix)
+    if np.abs(center).max() > MAX_COORDINATE or scale_value > MAX_COORDINATE:
+        raise DataError(f"{where}: center {center.tolist()} or {scale_name} {scale_value:g} is beyond "
+                        f"{MAX_COORDINATE:g}: a corrupt value or wrong units; {fix}")
+    return center, scale_value
 
 
 def _content_key(content: Any) -> str:
@@ -296,6 +302,8 @@ class UniqueRecords:
 
     def add(self, key: Hashable | None, content: Any, where: str) -> None:
         if key is not None:
+            if not isinstance(key, Hashable):
+                key = _content_key(key)
             if key in self._ids:
                 raise DataError(f"{where} has the same id {key!r} as {self._ids[key]}; each {self.what} needs its "
                                 "own id: remove the repeated entry or give it a new id")
