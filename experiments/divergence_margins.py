@@ -1,0 +1,64 @@
+"""How far healthy runs stay from the divergence guard's limits (sampling_argmax.training.divergence).
+
+Trains the built-in synthetic 2D task (the defaults of ``sampling-argmax fit``) with each method given and
+prints, over the whole run, the largest growth of a parameter tensor's norm (the guard's
+``max_weight_growth`` statistic) and the largest logit range of one map (``max_logit_range``) in a
+training batch.
+
+Usage::
+
+    python experiments/divergence_margins.py --methods soft samp_tri [--lr 2e-3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+
+import lightning as L
+
+from sampling_argmax.training.divergence import DivergenceGuard
+from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
+
+
+class Record(L.Callback):
+    """Largest weight growth and logit range seen, read from the module's own guard (limits off)."""
+
+    def __init__(self) -> None:
+        self.growth = 0.0
+        self.range = 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        guard: DivergenceGuard = pl_module.guard
+        for name, p in pl_module.named_parameters():
+            ratio = float(p.detach().norm()) / max(guard._start.get(name, 1.0), 1.0)
+            self.growth = max(self.growth, ratio)
+        self.range = max(self.range, pl_module.guard._range)  # runs before the guard, which resets it
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=["soft", "samp_tri"])
+    parser.add_argument("--lr", type=float, default=None)
+    args = parser.parse_args()
+    print("| method | lr | steps | largest weight growth | largest logit range of one map |")
+    print("|---|---|---|---|---|")
+    for method in args.methods:
+        with tempfile.TemporaryDirectory() as root:
+            extra = ["--model.lr", str(args.lr)] if args.lr else []
+            cli = SamplingArgmaxCLI(args=["--method", method, *extra, "--trainer.default_root_dir", root,
+                                          "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+                                          "--trainer.enable_checkpointing", "false",
+                                          "--model.max_weight_growth", ".inf", "--model.max_logit_range", ".inf"],
+                                    run=False)
+            record = Record()
+            cli.trainer.callbacks.append(record)
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+            lr = cli.model.lr
+            print(f"| {method} | {lr:g} | {cli.trainer.global_step} | {record.growth:.3g} | "
+                  f"{record.range if math.isfinite(record.range) else 'inf'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
