@@ -3,11 +3,13 @@
 Trains the built-in synthetic 2D task (the defaults of ``sampling-argmax fit``) with each method given and
 prints, over the whole run, the largest growth of a parameter tensor's norm (the guard's
 ``max_weight_growth`` statistic) and the largest logit range of one map (``max_logit_range``) in a
-training batch.
+training batch. ``--ckpt FILE --input IMAGES...`` instead prints the largest logit range of a trained
+checkpoint's maps on those files (e.g. an MTFL run on MTFL faces).
 
 Usage::
 
     python experiments/divergence_margins.py --methods soft samp_tri [--lr 2e-3]
+    python experiments/divergence_margins.py --ckpt runs/mtfl/soft/checkpoints/last.ckpt --input faces/*.jpg
 """
 
 from __future__ import annotations
@@ -41,7 +43,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["soft", "samp_tri"])
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--ckpt", default=None, help="a trained checkpoint: its logit range on --input")
+    parser.add_argument("--input", nargs="*", default=[])
     args = parser.parse_args()
+    if args.ckpt:
+        from sampling_argmax.inference import Predictor
+        from sampling_argmax.training.divergence import logit_range
+
+        predictor = Predictor.from_checkpoint(args.ckpt, batch_size=8)
+        ranges = []
+        predictor.module.model.register_forward_hook(
+            lambda module, inputs, output: ranges.append(logit_range(predictor.module.method.maps(output))))
+        failed = sum(isinstance(row, Exception) for _, row in predictor.run(predictor.inputs(args.input)[0]))
+        print(f"{args.ckpt}: {len(args.input) - failed} inputs, largest logit range of one map {max(ranges):.4g}")
+        return
     print("| method | lr | steps | largest weight growth | largest logit range of one map |")
     print("|---|---|---|---|---|")
     for method in args.methods:

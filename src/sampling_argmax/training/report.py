@@ -21,7 +21,7 @@ from lightning.pytorch.cli import instantiate_module
 
 from sampling_argmax.data.base import input_key
 from sampling_argmax.metrics import binned_by_confidence, instance_confidence, instance_errors, pearson
-from sampling_argmax.training.checkpoints import read_checkpoint, rebuild
+from sampling_argmax.training.checkpoints import check_output_folder, read_checkpoint, rebuild
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 from sampling_argmax.training.module import LocalizationModule
 
@@ -450,12 +450,12 @@ def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
     args = parser.parse_args(argv)
     if args.num_samples < 1 or args.pool < 1:
         parser.error(f"--num_samples ({args.num_samples}) and --pool ({args.pool}) must be >= 1")
+    out = check_output_folder(args.out or args.checkpoint[0].parent.parent / "figures", "--out")
     snapshots, datamodule = [], None
     for checkpoint in args.checkpoint:
         module, own_datamodule = load_trained(checkpoint, args.config)
         datamodule = datamodule or own_datamodule
         snapshots.append(snapshot_maps(module, datamodule, max(args.pool, args.num_samples), args.split))
-    out = args.out or args.checkpoint[0].parent.parent / "figures"
     paths = [plot_maps(snapshots, out / "maps.png", args.num_samples),
              plot_predictions(snapshots, out / "predictions.png", args.num_samples)]
     for path in paths:
