@@ -258,6 +258,9 @@ class RunLock(Callback):
             self._handle.close()
             self._handle = None
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "")  # Lightning skips teardown when a run fails: release the folder
+
 
 class FinalCheckpoint(Callback):
     """Write ``last.ckpt`` when training ends normally, whatever the step and validation cadence."""

@@ -164,7 +164,8 @@ def _prepare_folders(out: Path, jobs: Sequence[tuple[str, int]], resume: bool, o
     if overwrite and _is_rank_zero():
         for root in taken:
             shutil.rmtree(root / "checkpoints")  # asked for explicitly: retrain from scratch
-            (root / "result.json").unlink(missing_ok=True)
+            for name in ("result.json", "calibration.npz", "maps.npz"):  # nothing of the old run stays in the report
+                (root / name).unlink(missing_ok=True)
 
 
 def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:

@@ -79,6 +79,9 @@ class DivergenceGuard(L.Callback):
             self._hook.remove()
             self._hook = None
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "")
+
     def _record(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
         if isinstance(output, Tensor) and output.is_floating_point():
             method = getattr(self._pl_module, "method", None)
@@ -87,6 +90,8 @@ class DivergenceGuard(L.Callback):
 
     def _check_logits(self, trainer: L.Trainer, pl_module: L.LightningModule, where: str) -> None:
         seen, self._range = self._range, 0.0
+        if trainer.world_size > 1:  # every rank decides alike (one rank stopping alone would hang the others)
+            seen = float(trainer.strategy.reduce(torch.tensor(seen, device=pl_module.device), reduce_op="max"))
         if seen > self.max_logit_range:
             lr = getattr(pl_module, "lr", None)
             if where == "training":

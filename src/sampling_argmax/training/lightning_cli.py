@@ -373,7 +373,6 @@ class SamplingArgmaxCLI(LightningCLI):
     def check_resume(self, state: dict[str, Any], path: str | Path) -> None:
         """Refuse to continue a checkpoint as another run: another task or architecture, or method, model or
         data arguments that contradict the ones it recorded (each named with both values)."""
-        self._check_compatible(state, str(path), resume=True)
         found = []
         recorded = state.get("hyper_parameters")
         if isinstance(recorded, dict) and "model" in recorded:
@@ -395,6 +394,7 @@ class SamplingArgmaxCLI(LightningCLI):
                 "the arguments it was trained with (its logs/version_N/config.yaml), or start a new run "
                 "(another --trainer.default_root_dir, or --overwrite true)"
             )
+        self._check_compatible(state, str(path), resume=True)  # what the record cannot show (weights' shapes)
 
     def _check_compatible(self, state: dict[str, Any], path: str, resume: bool) -> None:
         """Refuse a checkpoint of another task or architecture with a clear message."""
