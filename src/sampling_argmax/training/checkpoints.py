@@ -227,7 +227,12 @@ class RunLock(Callback):
         self.replace: list[Path] = []
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if not trainer.is_global_zero or self._handle is not None:
+        if trainer.is_global_zero:
+            self.acquire(stage)
+
+    def acquire(self, stage: str) -> None:
+        """Take the folder's lock (again: nothing), or raise :class:`RunLockedError` naming the holder."""
+        if self._handle is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+")

@@ -284,6 +284,17 @@ class SamplingArgmaxCLI(LightningCLI):
     # ---------------------------------------------------------------- subcommands
 
     def before_fit(self) -> None:
+        # the folder's lock first: a busy folder is named as such, and its checkpoints are read and judged
+        # only while no other run can be writing them
+        if self.trainer.is_global_zero:
+            self.run_lock.acquire("fit")
+        try:
+            self._prepare_fit()
+        except BaseException:
+            self.run_lock.teardown(self.trainer, self.model, "fit")
+            raise
+
+    def _prepare_fit(self) -> None:
         options = self.config_init["fit"]
         if options.get("resume") and options.get("overwrite"):
             raise ValueError("--resume continues the run in this folder and --overwrite deletes it; choose one")
