@@ -89,7 +89,8 @@ def test_fit_never_replaces_the_checkpoints_of_an_earlier_run(trained, tmp_path,
     code, err = run_cli(capsys, "fit", *TINY, "--trainer.default_root_dir", root, "--resume", "true",
                         "--overwrite", "true")
     assert code == 1 and "choose one" in one_error_line(err, "fit")
-    # asked for explicitly: the old checkpoints go, a new run is trained from scratch
+    # asked for explicitly: the old checkpoints go (also one the new run would not write), a new run is trained
+    shutil.copy(root / "checkpoints" / "last.ckpt", root / "checkpoints" / "epoch7.ckpt")
     code, _ = run_cli(capsys, "fit", *TINY, "--trainer.default_root_dir", root, "--trainer.max_epochs", "1",
                       "--trainer.logger", "false", "--seed", "3", "--overwrite", "true")
     assert code == 0 and contents(root / "checkpoints").keys() == before.keys()

@@ -229,6 +229,10 @@ class RunLock(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.is_global_zero:
             self.acquire(stage)
+            if stage == "fit":  # --overwrite: the earlier run's checkpoints go only now, under the lock
+                for path in self.replace:
+                    path.unlink(missing_ok=True)
+                self.replace = []
 
     def acquire(self, stage: str) -> None:
         """Take the folder's lock (again: nothing), or raise :class:`RunLockedError` naming the holder."""
@@ -252,10 +256,6 @@ class RunLock(Callback):
                                  "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)[:300]}))
         handle.flush()
         self._handle = handle
-        if stage == "fit":
-            for path in self.replace:
-                path.unlink(missing_ok=True)
-            self.replace = []
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self._handle is not None:
