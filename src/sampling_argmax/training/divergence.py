@@ -12,13 +12,14 @@ the causes, not the loss:
   span more than ``max_logit_range`` (default 1000). The probability of a cell ``r`` below the map's
   maximum is at most ``exp(-r)``: beyond a range of about 104 a float32 softmax already rounds such cells
   to exactly 0 (no probability, no gradient), and a range of 1000 is ten times past that, a map that is
-  one-hot in float64 too (``exp(-745)`` underflows). Trained maps of this project stay far below it.
+  one-hot in float64 too (``exp(-745)`` underflows). Healthy runs stay far below both limits (measured by
+  ``experiments/divergence_margins.py``, in docs/reliability.md).
 
 The limits are the module's ``max_weight_growth`` and ``max_logit_range`` (``--model.max_weight_growth``,
-``--model.max_logit_range``; ``inf`` switches a check off). An error names the step, the tensor or map,
-the numbers and the likely cause (the learning rate, or extreme input values); the checkpoint callbacks run
-after the guard and its :meth:`DivergenceGuard.on_save_checkpoint` refuses a state past the limits, so the
-last good checkpoint stays.
+``--model.max_logit_range``; ``inf``, on the command line ``.inf``, switches a check off). An error names
+the step, the tensor or map, the numbers and the likely cause (the learning rate, or extreme input values);
+the checkpoint callbacks run after the guard and its :meth:`DivergenceGuard.on_save_checkpoint` refuses a
+state past the limits, so the last good checkpoint stays.
 """
 
 from __future__ import annotations

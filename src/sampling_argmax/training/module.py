@@ -142,7 +142,7 @@ class LocalizationModule(L.LightningModule):
         max_weight_growth, max_logit_range: the divergence guard's limits
             (:mod:`~sampling_argmax.training.divergence`): a parameter tensor may grow to this many times its
             norm at the start of the fit, one map's logits may span this range; past them the run stops with
-            :class:`DivergedError`. ``inf`` switches a check off.
+            :class:`DivergedError`. ``inf`` (``.inf`` on the command line) switches a check off.
 
     Every validation/test epoch logs ``{stage}/{metric}`` for each metric of the evaluator and
     ``{stage}/num_samples`` (unique samples evaluated, after de-duplication over DDP ranks); the
