@@ -360,7 +360,7 @@ def test_predict_lists_an_unusable_point_cloud_and_predicts_the_others(tmp_path,
 _METHOD_ARG_VALUES = {
     "num_samples": st.integers(-2, 40), "gumbel": st.sampled_from(["paper", "authors", "gamma", ""]),
     "p": st.sampled_from([1, 2, 3, 0]), "confidence": st.sampled_from(["peak", "mass", "max", "x"]),
-    "regularizer_weight": st.one_of(st.floats(-1, 1), st.just(math.nan)), "bogus": st.integers(),
+    "regularizer_weight": st.one_of(st.floats(-1, 1, allow_subnormal=False), st.just(math.nan)), "bogus": st.integers(),
 }
 _keys = st.sampled_from(sorted(_METHOD_ARG_VALUES))
 _flat_args = st.dictionaries(_keys, st.none()).flatmap(
@@ -384,7 +384,7 @@ def test_method_args_are_accepted_whole_or_refused_naming_the_key(method, plain,
     assert config["class_path"].startswith("sampling_argmax.methods.")
 
 
-_leaves = st.one_of(st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=3), st.booleans(), st.none())
+_leaves = st.one_of(st.integers(-3, 3), st.floats(allow_nan=False, allow_subnormal=False), st.text(max_size=3), st.booleans(), st.none())
 _configs = st.recursive(_leaves, lambda inner: st.dictionaries(st.text("abc", min_size=1, max_size=2), inner,
                                                                 max_size=3), max_leaves=8)
 

@@ -242,7 +242,7 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return rows
     note = (f"Not defined on this task's point sets (a basis that needs a grid cell): "
             f"{', '.join(sorted(undefined))}." if undefined else "")
-    _, markdown, written = collect_report(out, args.num_show, note)
+    _, markdown, written = collect_report(out, args.num_show, note, args.methods)
     print()
     print(markdown)
     print(f"report: {out}/ ({', '.join(written)})")
@@ -269,14 +269,16 @@ def _load_snapshot(path: Path, method: str) -> MapSnapshot:
                            target=data["target"], points=bool(data["points"]))
 
 
-def collect_report(out: Path, num_show: int = 6, note: str = "") -> tuple[list[dict[str, Any]], str, list[str]]:
+def collect_report(out: Path, num_show: int = 6, note: str = "", methods: Sequence[str] = ()
+                   ) -> tuple[list[dict[str, Any]], str, list[str]]:
     """Rebuild the report of a folder from every finished run in it (``runs/<method>/seed<s>/result.json``).
 
     Writes table.md, table.csv, runs.csv and, from the runs' saved ``maps.npz``/``calibration.npz``,
     maps.png, predictions.png and calibration.png. Methods in the order of
     :data:`~sampling_argmax.methods.METHODS`, seeds ascending. Returns (runs, the Markdown table, the names
-    of the files written). Runs of different tasks or splits are an error naming both; runs with
-    checkpoints but no result.json (unfinished) are named in the table's header.
+    of the files written). ``methods``: columns to show even without a finished run (e.g. a method not
+    defined on the task: its cells read "–"). Runs of different tasks or splits are an error naming both;
+    runs with checkpoints but no result.json (unfinished) are named in the table's header.
     """
     out = Path(out)
     results = sorted(out.glob("runs/*/seed*/result.json"))
@@ -302,9 +304,10 @@ def collect_report(out: Path, num_show: int = 6, note: str = "") -> tuple[list[d
     order = {name: i for i, name in enumerate(METHODS)}
     runs.sort(key=lambda item: (order.get(item[1]["method"], len(order)), item[1]["method"], item[1]["seed"]))
     rows = [run for _, run in runs]
-    methods = list(dict.fromkeys(run["method"] for run in rows))
+    methods = sorted({run["method"] for run in rows} | set(methods), key=lambda m: (order.get(m, len(order)), m))
     metrics = list(dict.fromkeys(k for run in rows for k in run if k not in NOT_METRICS))
     seeds = {m: [run["seed"] for run in rows if run["method"] == m] for m in methods}
+    seeds = {m: s for m, s in seeds.items() if s}
     unfinished = sorted(str(folder.relative_to(out)) for folder in out.glob("runs/*/seed*")
                         if not (folder / "result.json").is_file() and any((folder / "checkpoints").glob("*.ckpt")))
     overrides = {json.dumps(run.get("method_args") or {}, sort_keys=True) for run in rows}
