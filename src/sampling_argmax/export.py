@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from sampling_argmax.data.base import LocalizationDataModule
 from sampling_argmax.inference import Predictor
 from sampling_argmax.readout import FlipTest, read_out
+from sampling_argmax.training.checkpoints import check_output_file
 
 __all__ = ["InferenceModel", "export_model", "export_main"]
 
@@ -119,6 +120,8 @@ def export_main(argv: Sequence[str] | None = None) -> Path:
     out = args.out or args.ckpt_path.with_name(args.ckpt_path.stem + SUFFIX[args.format])
     if out.is_dir():
         raise IsADirectoryError(f"--out {out} is a folder; give the file to write (e.g. {out / ('model' + SUFFIX[args.format])})")
+    check_output_file(out, "--out")  # its folder can be created and written, it is no device or /proc file
+    check_output_file(Path(str(out) + ".json"), "--out (its .json description)")
     predictor = Predictor.from_checkpoint(args.ckpt_path, flip_test=False, config=args.config)
     datamodule = predictor.datamodule
     shape = tuple(datamodule.input_shape)

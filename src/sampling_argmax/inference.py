@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sampling_argmax._devices import check_device
 from sampling_argmax._io import file_sha256, write_rows
 from sampling_argmax.data.base import (
     INPUT_KEYS,
@@ -35,6 +36,7 @@ from sampling_argmax.data.base import (
     input_key,
     without_data_files,
 )
+from sampling_argmax.training.checkpoints import check_output_folder
 from sampling_argmax.training.trained import load_trained
 
 __all__ = ["Prediction", "Predictor", "PredictFailures", "draw_overlay", "predict_main"]
@@ -78,6 +80,7 @@ class Predictor:
                  batch_size: int = 16, device: str | torch.device = "cpu") -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
+        device = check_device(device, "device")
         if type(datamodule).prepare is LocalizationDataModule.prepare:
             try:
                 datamodule.prepare(RawInput(Path(), ""))
@@ -172,14 +175,32 @@ class Predictor:
         if bar is not None:
             bar.close()
 
-    def _flush(self, pending: list[tuple[RawInput, dict]], bar) -> Iterator[tuple[RawInput, dict]]:
+    def _flush(self, pending: list[tuple[RawInput, dict]], bar) -> Iterator[tuple[RawInput, dict | Exception]]:
+        """Rows of a batch; when the batch fails, each input alone, so one unusable input (e.g. a cloud with
+        a 1e30 coordinate) fails on its own row and the others are predicted."""
         if not pending:
             return
         key = input_key(pending[0][1])
         inputs = torch.stack([s[key] for _, s in pending]).to(self.device)
         matrices = [s.get("to_original") for _, s in pending]
-        keypoints, confidence = self.forward(inputs, key, None if any(m is None for m in matrices)
-                                             else torch.stack([torch.as_tensor(m) for m in matrices]))
+        try:
+            keypoints, confidence = self.forward(inputs, key, None if any(m is None for m in matrices)
+                                                 else torch.stack([torch.as_tensor(m) for m in matrices]))
+        except Exception as error:  # noqa: BLE001 - reported per input, never for the whole folder
+            if len(pending) > 1:
+                for item in pending:
+                    yield from self._flush([item], bar)
+                return
+            values = inputs.detach().float()
+            finite = values[torch.isfinite(values)]
+            largest = float(finite.abs().max()) if finite.numel() else float("nan")
+            if bar is not None:
+                bar.update(1)
+            yield pending[0][0], ValueError(
+                f"the model failed on this input ({type(error).__name__}: {str(error)[:200]}); its prepared "
+                f"{key} holds values up to {largest:.3g} in magnitude"
+                f"{'' if finite.numel() == values.numel() else ' and NaN/inf'}: check the file")
+            return
         for n, (raw, sample) in enumerate(pending):
             row = {"input": raw.name, "keypoints": keypoints[n].tolist(), "confidence": confidence[n].tolist(),
                    "method": self.method_name, "checkpoint_sha256": self.sha256}
@@ -375,8 +396,8 @@ def predict_main(argv: Sequence[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch_size {args.batch_size} must be >= 1")
-    if args.out.exists() and not args.out.is_dir():
-        raise NotADirectoryError(f"--out {args.out} is a file; give a folder for predictions.json/csv")
+    check_device(args.device)
+    check_output_folder(args.out, "--out")  # a file, or a folder that cannot be written: before any work
     flip = None if args.flip_test is None else args.flip_test == "true"
     predictor = Predictor.from_checkpoint(args.ckpt_path, args.device, args.batch_size, flip, args.config)
     raws, ignored = predictor.inputs(args.input, args.boxes)

@@ -180,6 +180,16 @@ def test_a_checkpoint_of_another_task_or_architecture_is_refused(tmp_path, exits
     one_d = ["--data.init_args.dims", "1", "--model.model.init_args.dims", "1", "--data.init_args.size", "64"]
     with exits(1, "holds another architecture"):
         main(["fit", *TINY, *one_d, "--trainer.default_root_dir", str(tmp_path / "x"), "--ckpt_path", ckpt])
+    # the recorded settings name both values; the weights' shapes are the last check (not every model records them)
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "--model.model.init_args.dims: the checkpoint has 2, this command 1" in err
+    state = torch.load(ckpt, weights_only=True)
+    del state["hyper_parameters"], state["datamodule_hyper_parameters"]  # a checkpoint that records nothing
+    torch.save(state, tmp_path / "bare.ckpt")
+    with pytest.raises(SystemExit):
+        main(["fit", *TINY, *one_d, "--trainer.default_root_dir", str(tmp_path / "y"), "--ckpt_path",
+              str(tmp_path / "bare.ckpt")])
+    assert "holds another architecture" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mismatch,match", [

@@ -6,7 +6,12 @@ method and the seed varied, then trained (fit) and evaluated on the test split w
 The report folder gets ``table.md``/``table.csv`` (rows: metrics, columns: methods, mean ± std over
 seeds), ``runs.csv`` (one row per run), ``maps.png`` (learned probability maps of every method on
 the same inputs), ``predictions.png`` and ``calibration.png`` (error against confidence, all seeds);
-each run's checkpoints and logs are in ``runs/<method>/seed<s>``.
+each run's checkpoints and logs are in ``runs/<method>/seed<s>``, with what the report needs of it:
+``result.json`` (its row), ``calibration.npz`` and, for a method's first seed, ``maps.npz``.
+
+The report is rebuilt from **every finished run in the folder** (:func:`collect_report`), not only the runs
+of this invocation: ``compare --methods soft_dr --out rep`` after ``compare --methods soft --out rep``
+gives a table of both. Runs of another task or split in the same folder are refused.
 
 Every method is built as ``sampling-argmax fit --method NAME`` builds it, so a task config's
 ``method_args`` (e.g. a Gumbel form) hold here too; ``--method_args`` adds to them. A run folder that
@@ -33,12 +38,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from sampling_argmax.methods import METHODS, PAPER_METHODS, NotDefinedOnPointsError
-from sampling_argmax.training.checkpoints import LAST, check_output_folder
+from sampling_argmax.training.checkpoints import (
+    LAST,
+    check_output_folder,
+    read_checkpoint,
+)
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI, task_method_config
 from sampling_argmax.training.report import (
+    MapSnapshot,
     calibration_points,
     plot_calibration,
     plot_maps,
@@ -47,7 +58,10 @@ from sampling_argmax.training.report import (
     write_table,
 )
 
-__all__ = ["compare_main", "run_one"]
+__all__ = ["collect_report", "compare_main", "run_one"]
+
+#: Columns of a run's row that are not metrics.
+NOT_METRICS = ("method", "seed", "task", "steps", "num_samples", "split", "undefined", "method_args")
 
 LABELS = {
     "mean_error": "mean error (px) ↓",
@@ -112,6 +126,8 @@ def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed:
     last = root / "checkpoints" / LAST
     resumed = resume and last.is_file()
     cli = build_cli(config, overrides, method, seed, root, progress, method_args)
+    if resumed:  # the same run, or an error naming what this command changes
+        cli.check_resume(read_checkpoint(last), last)
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=str(last) if resumed else None)
     fit_time = time.perf_counter() - start
@@ -125,6 +141,10 @@ def run_one(config: Sequence[Path], overrides: Sequence[str], method: str, seed:
     row = {"method": method, "seed": seed, **metrics, "fit_time_s": fit_time, "steps": cli.trainer.global_step,
            "task": getattr(cli.datamodule, "task", type(cli.datamodule).__name__),
            "split": references.get("split", "test split")}
+    if cli.model.undefined_metrics:
+        row["undefined"] = dict(cli.model.undefined_metrics)
+    if method_args:
+        row["method_args"] = method_args
     # a pool of inputs; the figures show typical ones and the hardest (largest median error over methods)
     show = num_show and cli.trainer.is_global_zero
     snapshot = snapshot_maps(cli.model, cli.datamodule, max(64, num_show), split="test") if show else None
@@ -144,7 +164,8 @@ def _prepare_folders(out: Path, jobs: Sequence[tuple[str, int]], resume: bool, o
     if overwrite and _is_rank_zero():
         for root in taken:
             shutil.rmtree(root / "checkpoints")  # asked for explicitly: retrain from scratch
-            (root / "result.json").unlink(missing_ok=True)
+            for name in ("result.json", "calibration.npz", "maps.npz"):  # nothing of the old run stays in the report
+                (root / name).unlink(missing_ok=True)
 
 
 def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -196,8 +217,6 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     jobs = [(m, s) for s in args.seeds for m in args.methods]
     _prepare_folders(out, jobs, args.resume, args.overwrite)
     rows: list[dict[str, Any]] = []
-    snapshots = []
-    points: dict[str, list] = {}
     undefined: set[str] = set()  # methods that need a grid, on a point-set task
     zero = _is_rank_zero()
     bar = tqdm(jobs, desc="compare", unit="run", dynamic_ncols=True, disable=not zero)
@@ -214,36 +233,116 @@ def compare_main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             bar.write(f"{method:>9} seed {seed}: not defined on this task ({error})")
             continue
         rows.append(row)
-        points.setdefault(method, []).append(calibration)
-        if snapshot is not None:
-            snapshots.append(snapshot)
         zero = _is_rank_zero()  # known for sure once the first run has set up its strategy
         if zero:
-            (root / "result.json").write_text(json.dumps(row, indent=1))
-            shown = ", ".join(f"{k} {row[k]:.3f}" for k in row
-                              if k not in ("method", "seed", "task", "steps", "num_samples", "split"))
+            save_run(root, row, snapshot, calibration)
+            shown = ", ".join(f"{k} {row[k]:.3f}" for k in row if k not in NOT_METRICS)
             bar.write(f"{method:>9} seed {seed}: {shown}")
     if not zero or not rows:
         return rows
-    metrics = [k for k in rows[0] if k not in ("method", "seed", "task", "steps", "num_samples", "split")]
-    header = (f"Task: {rows[0].get('task', '?')}; seeds {' '.join(map(str, args.seeds))}; "
-              f"mean ± std over seeds; evaluated on: {rows[0]['split']}; final weights."
-              + (f" Method overrides: {json.dumps(args.method_args)}." if args.method_args else "")
-              + (f" Not defined on this task's point sets (a basis that needs a grid cell): "
-                 f"{', '.join(sorted(undefined))}." if undefined else "") + "\n\n")
-    markdown = write_table(out, rows, args.methods, metrics, LABELS, header)
-    if snapshots:
-        plot_maps(snapshots, out / "maps.png", args.num_show)
-        plot_predictions(snapshots, out / "predictions.png", args.num_show)
-    # a task trained and scored without keypoint labels (unsupervised keypoints: every weight 0) has no error
-    labeled = any(not all(math.isnan(e) for e in error) for runs in points.values() for _, error in runs)
-    if labeled:
-        plot_calibration(points, out / "calibration.png")
+    note = (f"Not defined on this task's point sets (a basis that needs a grid cell): "
+            f"{', '.join(sorted(undefined))}." if undefined else "")
+    _, markdown, written = collect_report(out, args.num_show, note, args.methods)
     print()
     print(markdown)
-    figures = (", calibration.png" if labeled else "") + (", maps.png, predictions.png" if snapshots else "")
-    print(f"report: {out}/ (table.md, table.csv, runs.csv{figures})")
+    print(f"report: {out}/ ({', '.join(written)})")
     return rows
+
+
+# ---------------------------------------------------------------------------------------------- the report folder
+
+
+def save_run(root: Path, row: dict[str, Any], snapshot: MapSnapshot | None,
+             calibration: tuple[np.ndarray, np.ndarray]) -> None:
+    """What the report needs of one run, beside its checkpoints: result.json, calibration.npz, maps.npz."""
+    root.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(root / "calibration.npz", confidence=calibration[0], error=calibration[1])
+    if snapshot is not None:
+        np.savez_compressed(root / "maps.npz", name=snapshot.name, images=snapshot.images, prob=snapshot.prob,
+                            pred=snapshot.pred, target=snapshot.target, points=snapshot.points)
+    (root / "result.json").write_text(json.dumps(row, indent=1))  # last: a run with result.json is complete
+
+
+def _load_snapshot(path: Path, method: str) -> MapSnapshot:
+    with np.load(path) as data:
+        return MapSnapshot(name=method, images=data["images"], prob=data["prob"], pred=data["pred"],
+                           target=data["target"], points=bool(data["points"]))
+
+
+def collect_report(out: Path, num_show: int = 6, note: str = "", methods: Sequence[str] = ()
+                   ) -> tuple[list[dict[str, Any]], str, list[str]]:
+    """Rebuild the report of a folder from every finished run in it (``runs/<method>/seed<s>/result.json``).
+
+    Writes table.md, table.csv, runs.csv and, from the runs' saved ``maps.npz``/``calibration.npz``,
+    maps.png, predictions.png and calibration.png. Methods in the order of
+    :data:`~sampling_argmax.methods.METHODS`, seeds ascending. Returns (runs, the Markdown table, the names
+    of the files written). ``methods``: columns to show even without a finished run (e.g. a method not
+    defined on the task: its cells read "–"). Runs of different tasks or splits are an error naming both;
+    runs with checkpoints but no result.json (unfinished) are named in the table's header.
+    """
+    out = Path(out)
+    results = sorted(out.glob("runs/*/seed*/result.json"))
+    if not results:
+        raise FileNotFoundError(f"{out}: no runs/<method>/seed<s>/result.json; run sampling-argmax compare --out "
+                                f"{out} first")
+    runs = []
+    for path in results:
+        try:
+            run = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} is not a readable run result ({error}); re-test that run (compare --resume) "
+                             "or delete its folder") from None
+        if not isinstance(run, dict) or "method" not in run or "seed" not in run:
+            raise ValueError(f"{path} is not a run result (no method/seed); re-test that run (compare --resume)")
+        runs.append((path, run))
+    for key in ("task", "split"):
+        values = {run.get(key): path for path, run in runs}
+        if len(values) > 1:
+            (a, first), (b, second) = list(values.items())[:2]
+            raise ValueError(f"{out} mixes runs of different {key}s: {a!r} ({first}) and {b!r} ({second}); one "
+                             "report folder holds one task: move one of them to another --out")
+    order = {name: i for i, name in enumerate(METHODS)}
+    runs.sort(key=lambda item: (order.get(item[1]["method"], len(order)), item[1]["method"], item[1]["seed"]))
+    rows = [run for _, run in runs]
+    methods = sorted({run["method"] for run in rows} | set(methods), key=lambda m: (order.get(m, len(order)), m))
+    metrics = list(dict.fromkeys(k for run in rows for k in run if k not in NOT_METRICS))
+    seeds = {m: [run["seed"] for run in rows if run["method"] == m] for m in methods}
+    seeds = {m: s for m, s in seeds.items() if s}
+    unfinished = sorted(str(folder.relative_to(out)) for folder in out.glob("runs/*/seed*")
+                        if not (folder / "result.json").is_file() and any((folder / "checkpoints").glob("*.ckpt")))
+    overrides = {json.dumps(run.get("method_args") or {}, sort_keys=True) for run in rows}
+    header = (f"Task: {rows[0].get('task', '?')}; evaluated on: {rows[0].get('split', '?')}; final weights; mean ± std "
+              f"over seeds ({'; '.join(m + ': ' + ' '.join(map(str, s)) for m, s in seeds.items())})."
+              + (f" Method overrides: {overrides.pop()}." if len(overrides) == 1 and overrides != {"{}"} else "")
+              + (" Method overrides differ between runs (see runs.csv)." if len(overrides) > 1 else "")
+              + (f" Not finished (no result.json): {', '.join(unfinished)}." if unfinished else "")
+              + (f" {note}" if note else "") + "\n\n")
+    markdown = write_table(out, rows, methods, metrics, LABELS, header)
+    written = ["table.md", "table.csv", "runs.csv"]
+    # figures: each method's first seed that saved its maps; all seeds' calibration points
+    snapshots = []
+    for method in methods:
+        found = [path.parent / "maps.npz" for path, run in runs if run["method"] == method
+                 and (path.parent / "maps.npz").is_file()]
+        if found:
+            snapshots.append(_load_snapshot(found[0], method))
+    if snapshots and num_show:
+        size = min(len(snap.pred) for snap in snapshots)  # the same test inputs, as many as every method has
+        snapshots = [MapSnapshot(s.name, s.images[:size], s.prob[:size], s.pred[:size], s.target[:size], s.points)
+                     for s in snapshots]
+        plot_maps(snapshots, out / "maps.png", num_show)
+        plot_predictions(snapshots, out / "predictions.png", num_show)
+        written += ["maps.png", "predictions.png"]
+    points: dict[str, list] = {}
+    for path, run in runs:
+        if (path.parent / "calibration.npz").is_file():
+            with np.load(path.parent / "calibration.npz") as data:
+                points.setdefault(run["method"], []).append((data["confidence"], data["error"]))
+    # a task trained and scored without keypoint labels (unsupervised keypoints: every weight 0) has no error
+    if any(not all(math.isnan(e) for e in error) for method_runs in points.values() for _, error in method_runs):
+        plot_calibration(points, out / "calibration.png")
+        written.append("calibration.png")
+    return rows, markdown, written
 
 
 def _task_name(config: Sequence[Path], overrides: Sequence[str]) -> str:

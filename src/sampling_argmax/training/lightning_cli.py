@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -31,8 +32,11 @@ from sampling_argmax.methods import METHODS, method_config, paper_method
 from sampling_argmax.training.checkpoints import (
     LAST,
     RunLock,
+    check_checkpoint_folder,
     check_output_folder,
     checkpoint_callbacks,
+    contradictions,
+    plain_config,
     read_checkpoint,
     rebuild,
 )
@@ -64,6 +68,37 @@ DEFAULTS: dict[str, Any] = {
 
 _EVALUATING = ("validate", "test", "predict")
 
+#: Settings a resumed run may change (they do not change what is learned): where and how the data is
+#: read, how the model is evaluated, and the divergence guard's limits. Any other method, model or data
+#: setting that differs from the checkpoint's record is refused (``SamplingArgmaxCLI.check_resume``).
+RESUME_MAY_CHANGE = frozenset({
+    "_instantiator", "num_workers", "data_root", "mpii_root", "cache_dir", "pin_memory", "persistent_workers",
+    "evaluator", "flip_test", "max_weight_growth", "max_logit_range",
+})
+
+
+def _described(method: Any) -> str:
+    """A recorded method config as ``ClassName(arg=value, ...)``."""
+    method = plain_config(method)
+    if not isinstance(method, dict) or "class_path" not in method:
+        return repr(method)
+    args = ", ".join(f"{k}={v!r}" for k, v in (method.get("init_args") or {}).items())
+    return f"{str(method['class_path']).rsplit('.', 1)[-1]}({args})"
+
+
+def available_accelerators() -> list[str]:
+    """The Lightning accelerators that can run here (always 'cpu')."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    found = []
+    for name in ("cpu", "cuda", "mps"):
+        try:
+            if AcceleratorRegistry.get(name).is_available():
+                found.append(name)
+        except Exception:  # noqa: BLE001 - an accelerator that cannot even be asked is not available
+            continue
+    return found
+
 
 def task_method_config(name: str, method_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``class_path`` config of paper method ``name`` under a task's ``method_args``.
@@ -81,7 +116,6 @@ def task_method_config(name: str, method_args: dict[str, Any] | None = None) -> 
     args = dict(method_args or {})
     accepted = {m: set(inspect.signature(type(paper_method(m)).__init__).parameters) - {"self"} for m in METHODS}
     known = set().union(*accepted.values())
-    overrides: dict[str, Any] = {}
     for key, value in args.items():
         if key in METHODS:
             if not isinstance(value, dict):
@@ -92,10 +126,20 @@ def task_method_config(name: str, method_args: dict[str, Any] | None = None) -> 
                 f"--method_args {key!r} is not an argument of any method; valid ones are {sorted(known)}, or a "
                 f"method name ({', '.join(METHODS)}) holding that method's own overrides"
             )
-        if key in accepted[name]:
-            overrides[key] = value
-    overrides.update(args.get(name, {}))
-    return method_config(name, overrides)
+
+    def overrides_of(method: str) -> dict[str, Any]:
+        own = {k: v for k, v in args.items() if k not in METHODS and k in accepted[method]}
+        return {**own, **args.get(method, {})}
+
+    # every value is checked by the method(s) it reaches, not only the method of this run: a bad Gumbel
+    # form or an unknown key under another method's name is an error, never silently ignored
+    for other in METHODS:
+        if other != name and (overrides := overrides_of(other)):
+            try:
+                method_config(other, overrides)
+            except ValueError as error:
+                raise ValueError(f"--method_args, as it applies to {other}: {error}") from None
+    return method_config(name, overrides_of(name))
 
 
 def default_root_dir(datamodule: Any, method: Any) -> str:
@@ -144,6 +188,11 @@ class SamplingArgmaxCLI(LightningCLI):
         parser.add_argument(
             "--resume", type=bool, default=False,
             help="fit: continue from <default_root_dir>/checkpoints/last.ckpt when it exists (same as --ckpt_path last).",
+        )
+        parser.add_argument(
+            "--overwrite", type=bool, default=False,
+            help="fit: delete the checkpoints an earlier run left in <default_root_dir>/checkpoints and train from "
+            "scratch (without it, such a folder is refused unless --resume continues that run).",
         )
         parser.add_argument(
             "--checkpoint_every_n_steps", type=int, default=50,
@@ -219,23 +268,47 @@ class SamplingArgmaxCLI(LightningCLI):
         ):
             every = self._get(self.config, "checkpoint_every_n_steps", 50)
             callbacks += checkpoint_callbacks(Path(root) / "checkpoints", every)
-        kwargs["callbacks"] = [*callbacks, RunLock(root)]
-        return super().instantiate_trainer(**kwargs)
+        self.run_lock = RunLock(root)
+        kwargs["callbacks"] = [*callbacks, self.run_lock]
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except MisconfigurationException as error:  # e.g. --trainer.accelerator gpu on a machine without one
+            raise ValueError(
+                f"the trainer options cannot work on this machine: {error} Check --trainer.accelerator, "
+                f"--trainer.devices, --trainer.strategy and --trainer.precision (available accelerators: "
+                f"{', '.join(available_accelerators())})"
+            ) from None
 
     # ---------------------------------------------------------------- subcommands
 
     def before_fit(self) -> None:
+        # the folder's lock first: a busy folder is named as such, and its checkpoints are read and judged
+        # only while no other run can be writing them
+        if self.trainer.is_global_zero:
+            self.run_lock.acquire("fit")
+        try:
+            self._prepare_fit()
+        except BaseException:
+            self.run_lock.teardown(self.trainer, self.model, "fit")
+            raise
+
+    def _prepare_fit(self) -> None:
         options = self.config_init["fit"]
+        if options.get("resume") and options.get("overwrite"):
+            raise ValueError("--resume continues the run in this folder and --overwrite deletes it; choose one")
         if options.get("resume") and options.get("ckpt_path") is None:
             options["ckpt_path"] = "last"
         path = options.get("ckpt_path")
+        folder = Path(self.trainer.default_root_dir) / "checkpoints"
         if path == "last":
-            last = Path(self.trainer.default_root_dir) / "checkpoints" / LAST
-            options["ckpt_path"] = str(last) if last.is_file() else None  # nothing yet: a fresh run
-            if not last.is_file():
+            last = folder / LAST
+            options["ckpt_path"] = path = str(last) if last.is_file() else None  # nothing yet: a fresh run
+            if path is None:
                 rank_zero_only(print)(f"--resume: no {last} yet, starting a fresh run")
-        elif path is not None:
-            self._check_compatible(read_checkpoint(path), path, resume=True)
+        if path is not None:
+            self.check_resume(read_checkpoint(path), path)
+        # finished work is never replaced: another run's checkpoints need --resume or --overwrite
+        self.run_lock.replace = check_checkpoint_folder(folder, path, bool(options.get("overwrite")))
 
     def before_validate(self) -> None:
         self._evaluated_checkpoint("validate")
@@ -303,6 +376,32 @@ class SamplingArgmaxCLI(LightningCLI):
             f"{subcommand}: weights {path} (epoch {state.get('epoch', '?')}, step {state.get('global_step', '?')}), "
             f"method {self.model.method.name}"
         )
+
+    def check_resume(self, state: dict[str, Any], path: str | Path) -> None:
+        """Refuse to continue a checkpoint as another run: another task or architecture, or method, model or
+        data arguments that contradict the ones it recorded (each named with both values)."""
+        found = []
+        recorded = state.get("hyper_parameters")
+        if isinstance(recorded, dict) and "model" in recorded:
+            current = dict(self.model.hparams)
+            found += [(f"--model.{k}", old, new) for k, old, new in
+                      contradictions(recorded, current, RESUME_MAY_CHANGE | {"method"})]
+            if "method" in current and contradictions(recorded.get("method"), current["method"]):
+                found.insert(0, ("--method", _described(recorded.get("method")), _described(current["method"])))
+        recorded = state.get("datamodule_hyper_parameters")
+        if isinstance(recorded, dict) and self.datamodule is not None:
+            found += [(f"--data.{'init_args.' if not k.startswith('_') else ''}{k}", old, new)
+                      for k, old, new in contradictions(recorded, dict(self.datamodule.hparams), RESUME_MAY_CHANGE)]
+        if found:
+            listed = "; ".join(f"{key}: the checkpoint has {old if key == '--method' else repr(old)}, this command "
+                               f"{new if key == '--method' else repr(new)}" for key, old, new in found[:4])
+            more = f" (and {len(found) - 4} more)" if len(found) > 4 else ""
+            raise ValueError(
+                f"cannot resume {path}: this command contradicts the run it continues: {listed}{more}. Resume with "
+                "the arguments it was trained with (its logs/version_N/config.yaml), or start a new run "
+                "(another --trainer.default_root_dir, or --overwrite true)"
+            )
+        self._check_compatible(state, str(path), resume=True)  # what the record cannot show (weights' shapes)
 
     def _check_compatible(self, state: dict[str, Any], path: str, resume: bool) -> None:
         """Refuse a checkpoint of another task or architecture with a clear message."""

@@ -31,12 +31,12 @@ from sampling_argmax.methods import Method, Objective
 from sampling_argmax.metrics.base import EvaluationContext, Evaluator
 from sampling_argmax.metrics.localization import KeypointEvaluator
 from sampling_argmax.readout import FlipTest, ReadOut, read_out
+from sampling_argmax.training.divergence import MAX_LOGIT_RANGE, MAX_WEIGHT_GROWTH, DivergedError, DivergenceGuard
+from sampling_argmax.training.undefined import undefined_metrics
 
 __all__ = ["LocalizationModule", "Objective", "gather_outputs", "DivergedError"]
 
 
-class DivergedError(FloatingPointError):
-    """Training produced non-finite numbers; nothing broken is saved."""
 
 
 def gather_outputs(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -88,6 +88,10 @@ class LocalizationModule(L.LightningModule):
         objective: a task's own training loss ``objective(model, method, batch) -> scalar`` in place of
             ``method.loss`` on the batch's targets, for tasks that train without labels (e.g.
             :class:`~sampling_argmax.models.skeleton_merger.SkeletonObjective`); evaluation is unchanged.
+        max_weight_growth, max_logit_range: the divergence guard's limits
+            (:mod:`~sampling_argmax.training.divergence`): a parameter tensor may grow to this many times its
+            norm at the start of the fit, one map's logits may span this range; past them the run stops with
+            :class:`DivergedError`. ``inf`` (``.inf`` on the command line) switches a check off.
 
     Every validation/test epoch logs ``{stage}/{metric}`` for each metric of the evaluator and
     ``{stage}/num_samples`` (unique samples evaluated, after de-duplication over DDP ranks); the
@@ -105,6 +109,8 @@ class LocalizationModule(L.LightningModule):
         weight_decay: float = 0.0,
         flip_test: bool = False,
         objective: Objective | None = None,
+        max_weight_growth: float = MAX_WEIGHT_GROWTH,
+        max_logit_range: float = MAX_LOGIT_RANGE,
     ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
@@ -133,6 +139,7 @@ class LocalizationModule(L.LightningModule):
         self.lr, self.milestones, self.gamma, self.weight_decay = lr, milestones, gamma, weight_decay
         self.flip_test = flip_test
         self.objective = objective
+        self.guard = DivergenceGuard(max_weight_growth, max_logit_range)  # checks the limits now
         with warnings.catch_warnings():  # the nn.Module case is handled just below
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
             self.save_hyperparameters()
@@ -143,6 +150,8 @@ class LocalizationModule(L.LightningModule):
                 self.hparams.pop(key, None)
         self._outputs: list[dict[str, np.ndarray]] = []
         self.last_outputs: dict[str, np.ndarray] = {}
+        #: metric -> why it is undefined (NaN) in the last evaluation, e.g. a correlation of constant confidences
+        self.undefined_metrics: dict[str, str] = {}
 
     # ------------------------------------------------------------------ forward and read-outs
 
@@ -291,6 +300,10 @@ class LocalizationModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["index"]))
         return loss
 
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The divergence guard, in every Trainer (it replaces one given to the Trainer)."""
+        return [self.guard]
+
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=self.milestones, gamma=self.gamma)
@@ -317,6 +330,11 @@ class LocalizationModule(L.LightningModule):
         row["pred_grid"] = _to_numpy(out.pred_grid)
         row["pred"] = _to_numpy(out.pred_grid.double() if out.pred is None else out.pred)
         row["confidence"] = _to_numpy(out.confidence)
+        if not np.isfinite(row["confidence"]).all():
+            raise DivergedError(
+                f"non-finite confidences ({self.method.name}): the model diverged{self._names_hint()}; lower the "
+                "learning rate, or evaluate an earlier checkpoint"
+            )
         if "index" not in row:
             raise ValueError("every batch needs an 'index' entry (the dataset index) to de-duplicate DDP outputs")
         self._outputs.append(row)
@@ -334,6 +352,12 @@ class LocalizationModule(L.LightningModule):
         if outputs:
             metrics.update(self.evaluator(outputs, self._context(stage)))
         self.last_outputs = outputs
+        # a NaN metric is either undefined for a stated reason (kept as NaN, the reason in undefined_metrics,
+        # tables print it) or an error: never a silent NaN
+        self.undefined_metrics = undefined_metrics(metrics, outputs, stage)
+        if self.trainer.is_global_zero:
+            for name, reason in self.undefined_metrics.items():
+                print(f"{stage}/{name} is undefined: {reason}")
         # every rank computed the same numbers from the same rows, so the mean over ranks changes nothing
         self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()}, sync_dist=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ import torch
 
 from sampling_argmax.data.base import input_key
 from sampling_argmax.metrics import binned_by_confidence, instance_confidence, instance_errors, pearson
+from sampling_argmax.training.checkpoints import check_output_folder
 from sampling_argmax.training.trained import load_trained
 
 __all__ = [
+    "Cell",
     "MapSnapshot",
     "snapshot_maps",
     "summarize",
@@ -38,58 +41,108 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------- tables
 
 
-def summarize(runs: Sequence[Mapping[str, float | str]], methods: Sequence[str], metrics: Sequence[str]
-              ) -> dict[str, dict[str, tuple[float, float, int]]]:
-    """metric -> method -> (mean, std over seeds (ddof=1; 0 for one seed), number of seeds)."""
-    table: dict[str, dict[str, tuple[float, float, int]]] = {}
+@dataclass
+class Cell:
+    """One metric of one method over its runs: mean ± std over the runs where it is a number, and the runs
+    where it is not, by reason (``undefined``: reason -> runs; ``unexplained``: NaN without a recorded reason)."""
+
+    mean: float
+    std: float
+    count: int
+    undefined: dict[str, int]
+    unexplained: int = 0
+
+    def __iter__(self):  # (mean, std, count), as the tuples this replaced
+        return iter((self.mean, self.std, self.count))
+
+    def __getitem__(self, index):
+        return (self.mean, self.std, self.count)[index]
+
+
+def summarize(runs: Sequence[Mapping], methods: Sequence[str], metrics: Sequence[str]) -> dict[str, dict[str, Cell]]:
+    """metric -> method -> :class:`Cell` (std with ddof=1; 0 for one run).
+
+    A run's NaN metric counts as undefined when the run records why (``run["undefined"][metric]``, written by
+    :class:`~sampling_argmax.training.module.LocalizationModule`), else as unexplained; neither is averaged,
+    and both are shown, never dropped silently.
+    """
+    table: dict[str, dict[str, Cell]] = {}
     for metric in metrics:
         table[metric] = {}
         for method in methods:
-            values = np.array([float(r[metric]) for r in runs if r["method"] == method and metric in r], float)
-            values = values[np.isfinite(values)]
-            if values.size == 0:
-                table[metric][method] = (math.nan, math.nan, 0)
-            else:
-                std = float(values.std(ddof=1)) if values.size > 1 else 0.0
-                table[metric][method] = (float(values.mean()), std, int(values.size))
+            values, undefined, unexplained = [], {}, 0
+            for run in runs:
+                if run.get("method") != method or metric not in run:
+                    continue
+                value = float(run[metric]) if run[metric] is not None else math.nan
+                if math.isfinite(value):
+                    values.append(value)
+                elif reason := (run.get("undefined") or {}).get(metric):
+                    undefined[reason] = undefined.get(reason, 0) + 1
+                else:
+                    unexplained += 1
+            array = np.array(values, float)
+            mean = float(array.mean()) if array.size else math.nan
+            std = (float(array.std(ddof=1)) if array.size > 1 else 0.0) if array.size else math.nan
+            table[metric][method] = Cell(mean, std, int(array.size), undefined, unexplained)
     return table
 
 
-def _cell(mean: float, std: float, count: int, digits: int) -> str:
-    if count == 0:
-        return "–"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if count > 1 else f"{mean:.{digits}f}"
+def _cell(cell: Cell, digits: int, notes: dict[str, int]) -> str:
+    marks = [f"[{notes.setdefault(reason, len(notes) + 1)}]" for reason in cell.undefined]
+    if cell.unexplained:
+        marks.append(f"[{notes.setdefault(UNEXPLAINED, len(notes) + 1)}]")
+    if cell.count == 0:
+        return ("undefined " + " ".join(marks)) if marks else "–"
+    text = f"{cell.mean:.{digits}f} ± {cell.std:.{digits}f}" if cell.count > 1 else f"{cell.mean:.{digits}f}"
+    if marks:
+        total = cell.count + sum(cell.undefined.values()) + cell.unexplained
+        text += f" ({cell.count} of {total} runs; others undefined {' '.join(marks)})"
+    return text
 
 
-def format_markdown(table: Mapping[str, Mapping[str, tuple[float, float, int]]], methods: Sequence[str],
+UNEXPLAINED = ("NaN in the run's result without a recorded reason (written by an older version); re-test the run "
+               "(compare --resume) to record why")
+
+
+def format_markdown(table: Mapping[str, Mapping[str, Cell]], methods: Sequence[str],
                     labels: Mapping[str, str] | None = None, digits: int = 3) -> str:
-    """The paper's layout: one row per metric, one column per method, mean ± std over seeds."""
+    """The paper's layout: one row per metric, one column per method, mean ± std over seeds; an undefined
+    value gets a numbered note below the table saying why."""
     labels = labels or {}
+    notes: dict[str, int] = {}
     lines = ["| metric | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for metric, row in table.items():
-        cells = [_cell(*row[m], digits=digits) for m in methods]
+        cells = [_cell(row[m], digits, notes) for m in methods]
         lines.append(f"| {labels.get(metric, metric)} | " + " | ".join(cells) + " |")
+    if notes:
+        lines.append("")
+        lines += [f"[{number}] undefined: {reason}" for reason, number in notes.items()]
     return "\n".join(lines) + "\n"
 
 
-def write_table(out: Path, runs: Sequence[Mapping[str, float | str]], methods: Sequence[str],
+def write_table(out: Path, runs: Sequence[Mapping], methods: Sequence[str],
                 metrics: Sequence[str], labels: Mapping[str, str] | None = None, header: str = "") -> str:
-    """Write table.md, table.csv (same layout, mean and std columns) and runs.csv (one row per run)."""
+    """Write table.md, table.csv (same layout, mean and std columns, and why a value is undefined) and
+    runs.csv (one row per run)."""
     out.mkdir(parents=True, exist_ok=True)
     table = summarize(runs, methods, metrics)
     markdown = format_markdown(table, methods, labels)
     (out / "table.md").write_text(header + markdown)
     with open(out / "table.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["metric"] + [f"{m}_{s}" for m in methods for s in ("mean", "std")] + ["seeds"])
+        writer.writerow(["metric"] + [f"{m}_{s}" for m in methods for s in ("mean", "std")] + ["seeds", "undefined"])
         for metric, row in table.items():
-            cells = [f"{v:.6g}" for m in methods for v in row[m][:2]]
-            writer.writerow([metric, *cells, max(row[m][2] for m in methods)])
+            cells = [f"{v:.6g}" for m in methods for v in (row[m].mean, row[m].std)]
+            why = "; ".join(f"{m}: {reason}" for m in methods for reason in row[m].undefined)
+            why += "".join(f"; {m}: {UNEXPLAINED}" for m in methods if row[m].unexplained)
+            writer.writerow([metric, *cells, max(row[m].count for m in methods), why.strip("; ")])
     keys = list(dict.fromkeys(k for run in runs for k in run))
     with open(out / "runs.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
-        writer.writerows(runs)
+        writer.writerows({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in run.items()}
+                         for run in runs)
     return markdown
 
 
@@ -370,12 +423,12 @@ def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
     args = parser.parse_args(argv)
     if args.num_samples < 1 or args.pool < 1:
         parser.error(f"--num_samples ({args.num_samples}) and --pool ({args.pool}) must be >= 1")
+    out = check_output_folder(args.out or args.checkpoint[0].parent.parent / "figures", "--out")
     snapshots, datamodule = [], None
     for checkpoint in args.checkpoint:
         module, own_datamodule = load_trained(checkpoint, args.config)
         datamodule = datamodule or own_datamodule
         snapshots.append(snapshot_maps(module, datamodule, max(args.pool, args.num_samples), args.split))
-    out = args.out or args.checkpoint[0].parent.parent / "figures"
     paths = [plot_maps(snapshots, out / "maps.png", args.num_samples),
              plot_predictions(snapshots, out / "predictions.png", args.num_samples)]
     for path in paths:
