@@ -241,11 +241,12 @@ _COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def draw_overlay(image: np.ndarray, rows: Sequence[dict], path: Path, min_side: int = 256,
-                 groups: int | None = None) -> Path:
+                 groups: int | None = None, skeleton: Sequence[tuple[int, int]] = ()) -> Path:
     """Draw the rows' keypoints (a disc per keypoint, coloured by keypoint index, with its confidence when
     K <= 8; with ``groups``, each of that many equal consecutive runs of keypoints as one line coloured by
-    run) and boxes over an (H, W, 3) uint8 RGB image; small images are enlarged (nearest) to ``min_side``
-    first so the markers stay readable. Writes a PNG."""
+    run), the ``skeleton`` (0-based keypoint index pairs, white lines under the discs) and boxes over an
+    (H, W, 3) uint8 RGB image; small images are enlarged (nearest) to ``min_side`` first so the markers stay
+    readable. Writes a PNG."""
     import cv2
 
     scale = max(1, int(np.ceil(min_side / max(image.shape[:2]))))
@@ -266,6 +267,8 @@ def draw_overlay(image: np.ndarray, rows: Sequence[dict], path: Path, min_side: 
                 line = np.array([at(x, y) for x, y in run], np.int32)
                 cv2.polylines(canvas, [line], False, _COLORS[g % len(_COLORS)][::-1], 1, cv2.LINE_AA)
             continue
+        for a, b in skeleton:
+            cv2.line(canvas, at(*points[a][:2]), at(*points[b][:2]), (255, 255, 255), max(1, radius // 2), cv2.LINE_AA)
         for k, ((x, y, *_), conf) in enumerate(zip(points, confidence)):
             color = _COLORS[k % len(_COLORS)][::-1]
             cv2.circle(canvas, at(x, y), radius, color, -1, cv2.LINE_AA)
@@ -337,7 +340,8 @@ def draw_rows(pairs: Sequence[tuple[RawInput, dict]], folder: Path, datamodule: 
         kind = input_key(sample)
         image = datamodule.display(raw) if kind == "image" else None
         if image is not None:
-            written.append(draw_overlay(image, rows, folder / name, groups=datamodule.keypoint_groups))
+            written.append(draw_overlay(image, rows, folder / name, groups=datamodule.keypoint_groups,
+                                        skeleton=getattr(datamodule, "skeleton", ())))
         else:
             matrix = sample.get("to_original")
             written.append(_draw_plot(sample[kind].float().numpy(), kind,

@@ -40,7 +40,7 @@ def test_resnet_deconv_rejects_missing_or_mismatched_weights(tmp_path):
     with pytest.raises(ValueError, match="does not match"):
         ResNetDeconv(depth=50, num_keypoints=3, pretrained=str(path))
     with pytest.raises(ValueError, match="depth"):
-        ResNetDeconv(depth=34, num_keypoints=3)
+        ResNetDeconv(depth=35, num_keypoints=3)
 
 
 @pytest.mark.parametrize("dims,grid", [(1, (64,)), (2, (32, 24)), (3, (8, 12, 16))])

@@ -213,7 +213,7 @@ def test_pretrained_file_that_is_not_weights_is_a_clear_error(tmp_path):
     from torchvision.models import resnet34
 
     torch.save(resnet34(weights=None).state_dict(), tmp_path / "r34.pth")
-    with pytest.raises(ValueError, match="does not match a torchvision ResNet of this depth"):
+    with pytest.raises(ValueError, match="does not match backbone .resnet18."):
         ResNetDeconv(depth=18, num_keypoints=2, pretrained=str(tmp_path / "r34.pth"))
 
 

@@ -53,11 +53,13 @@ def _annotation_data(ann_file: Path) -> dict:
     return data
 
 
-def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLike) -> list[dict]:
-    """One record per non-crowd person annotation with at least one labeled keypoint.
+def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLike, category_id: int = 1,
+                        num_keypoints: int = 17) -> list[dict]:
+    """One record per non-crowd annotation of ``category_id`` (1 = COCO's person) with at least one labeled
+    keypoint; each must hold ``num_keypoints`` (x, y, v) triples (K, the category's keypoint names).
 
-    Records: image_id, file (path), width, height, box (cleaned x, y, w, h), keypoints (17, 2),
-    visible (17,) bool, ann_id, area (the annotation's area), bbox_score 1.0.
+    Records: image_id, file (path), width, height, box (cleaned x, y, w, h), keypoints (K, 2),
+    visible (K,) bool, ann_id, area (the annotation's area), bbox_score 1.0.
     """
     data = _annotation_data(Path(ann_file))
     images = _images_by_id(data, Path(ann_file))
@@ -66,14 +68,15 @@ def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLik
         where = f"{ann_file}: annotation #{number} (id {ann.get('id', '?') if isinstance(ann, dict) else '?'})"
         if not isinstance(ann, dict):
             raise ValueError(f"{where} is not a json object")
-        if ann.get("category_id", 1) != 1 or ann.get("iscrowd", 0):
+        if ann.get("category_id", 1) != category_id or ann.get("iscrowd", 0):
             continue
         keypoints = _numbers(ann.get("keypoints", []), where, "keypoints")
-        if keypoints.size % 3 or keypoints.size // 3 != 17:
+        if keypoints.size % 3 or keypoints.size // 3 != num_keypoints:
             if keypoints.size:
-                raise ValueError(f"{where}: 'keypoints' must hold 17 x 3 numbers (x, y, v), got {keypoints.size}")
+                raise ValueError(f"{where}: 'keypoints' must hold {num_keypoints} x 3 numbers (x, y, v), one triple "
+                                 f"per keypoint name of category {category_id}, got {keypoints.size}")
             continue
-        keypoints = keypoints.reshape(17, 3)
+        keypoints = keypoints.reshape(num_keypoints, 3)
         if not np.any(keypoints[:, 2] > 0):
             continue
         image = _image_of(ann, images, where)
@@ -90,8 +93,11 @@ def load_detection_records(
     ann_file: str | os.PathLike,
     image_dir: str | os.PathLike,
     score_threshold: float = 0.0,
+    category_id: int = 1,
+    num_keypoints: int = 17,
 ) -> list[dict]:
-    """One record per person detection (``person_detection_results`` json) with score >= threshold.
+    """One record per detection of ``category_id`` (1 = person; ``person_detection_results`` json) with score
+    >= threshold, with ``num_keypoints`` unknown keypoints.
 
     The annotation file supplies the image file names and sizes; keypoints are unknown (zeros,
     not visible); ann_id is -1.
@@ -111,7 +117,7 @@ def load_detection_records(
         where = f"{detection_file}: detection #{number}"
         if not isinstance(det, dict) or "image_id" not in det:
             raise ValueError(f"{where} must be a json object with image_id, category_id, bbox and score")
-        if det.get("category_id", 1) != 1:
+        if det.get("category_id", category_id) != category_id:
             continue
         score = _numbers(det.get("score"), where, "score")
         if score.size != 1:
@@ -127,7 +133,8 @@ def load_detection_records(
         box = _clean_box(_box(det, where), image["width"], image["height"])
         if box is None:
             continue
-        records.append(_record(image, image_dir, box, np.zeros((17, 2)), np.zeros(17, dtype=bool),
+        records.append(_record(image, image_dir, box, np.zeros((num_keypoints, 2)),
+                               np.zeros(num_keypoints, dtype=bool),
                                ann_id=-1, area=float(box[2] * box[3]), bbox_score=float(score[0])))
     return records
 
@@ -174,7 +181,7 @@ def _image_of(ann: dict, images: dict, where: str) -> dict:
     return images[ann["image_id"]]
 
 
-def detections_by_file(detection_file: Path, files: list[Path], score_threshold: float = 0.0
+def detections_by_file(detection_file: Path, files: list[Path], score_threshold: float = 0.0, category_id: int = 1
                        ) -> tuple[dict[Path, list[dict]], int]:
     """Person boxes of a COCO detection-results json for the given image files.
 
@@ -194,7 +201,7 @@ def detections_by_file(detection_file: Path, files: list[Path], score_threshold:
         where = f"{detection_file}: detection #{number}"
         if not isinstance(det, dict) or not ({"image_id", "file_name"} & set(det)):
             raise ValueError(f"{where} must be a json object with image_id (or file_name), bbox and score")
-        if det.get("category_id", 1) != 1:
+        if det.get("category_id", category_id) != category_id:
             continue
         score = _numbers(det.get("score", 1.0), where, "score")
         if score.size != 1:
