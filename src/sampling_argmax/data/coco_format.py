@@ -105,7 +105,7 @@ class COCOFormatDataModule(COCODataModule):
                                            test_ann_file=test_ann_file, data_root=data_root, category=category,
                                            flip_pairs=flip_pairs, sigmas=sigmas, metainfo=metainfo))
         if metainfo is None:  # the checkpoint records what the json said: predict needs no json
-            self.hparams["metainfo"] = self.meta.as_dict()
+            self.hparams.update(metainfo=self.meta.as_dict(), flip_pairs=None, sigmas=None)  # the metainfo holds them
 
     # ---------------------------------------------------------------- the keypoints
 

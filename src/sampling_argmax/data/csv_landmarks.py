@@ -236,7 +236,7 @@ class CSVLandmarkDataModule(COCODataModule):
         else:
             self.normalize = None
         if metainfo is None:  # the checkpoint records what the header said: predict needs no CSV
-            self.hparams["metainfo"] = self.meta.as_dict()
+            self.hparams.update(metainfo=self.meta.as_dict(), flip_pairs=None, skeleton=None)  # the metainfo holds them
 
     @classmethod
     def resolve_meta(cls, args: Mapping[str, Any]) -> KeypointMeta:
@@ -244,6 +244,9 @@ class CSVLandmarkDataModule(COCODataModule):
         with ``flip_pairs`` and ``skeleton``."""
         recorded = args.get("metainfo")
         if recorded is not None:
+            if args.get("flip_pairs") is not None or args.get("skeleton") is not None:
+                raise ValueError("--data.metainfo (recorded by fit) already holds flip_pairs and the skeleton; drop "
+                                 "--data.flip_pairs/--data.skeleton or the metainfo")
             try:
                 return KeypointMeta(**{k: (tuple(map(tuple, v)) if k in ("skeleton", "flip_pairs") else v)
                                        for k, v in dict(recorded).items()}, source="--data.metainfo")
