@@ -147,3 +147,19 @@ def test_pretrained_flag_loads_a_local_backbone_state(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         SamplingArgmaxCLI(args=["--config", *config, "--pretrained", str(tmp_path / "missing.pth"),
                                 "--trainer.logger", "false"], run=False)
+
+
+def test_model_backbone_and_pretrained_shorthands(tmp_path):
+    from torchvision.models import resnet34
+
+    from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
+
+    path = tmp_path / "r34.pth"
+    reference = resnet34(weights=None)
+    torch.save(reference.state_dict(), path)
+    cli = SamplingArgmaxCLI(args=["--config", str(Path(__file__).resolve().parents[2] / "configs/mtfl/cpu.yaml"),
+                                  "--data.init_args.data_root", str(tmp_path), "--model.backbone", "resnet34", "--model.pretrained", str(path),
+                                  "--trainer.logger", "false"], run=False)
+    assert torch.equal(cli.model.model.backbone[7][2].conv2.weight, reference.layer4[2].conv2.weight)
+    with pytest.raises(ValueError, match="--model.backbone resnet18: the model .*SmallHeatmapNet has no backbone"):
+        SamplingArgmaxCLI(args=["--model.backbone", "resnet18", "--trainer.logger", "false"], run=False)

@@ -213,7 +213,8 @@ class SamplingArgmaxCLI(LightningCLI):
                 continue
             if key not in (model.get("init_args") or {}):
                 raise ValueError(
-                    f"{option} {value}: the model {model.get('class_path')} has no {key} argument; use "
+                    f"{option} {value}: the model {model.get('class_path')} has no "
+                    f"{'pretrained backbone' if key == 'pretrained' else 'backbone argument'}; use "
                     f"sampling_argmax.models.ResNetDeconv (as in configs/mtfl and configs/coco.yaml) or drop {option}"
                 )
             if key == "backbone":
