@@ -356,13 +356,14 @@ def predict_main(argv: Sequence[str] | None = None) -> list[dict]:
     """``sampling-argmax predict --ckpt_path X --input PATH [PATH ...]``: rows, files, failures. Returns the rows."""
     parser = argparse.ArgumentParser(
         prog="sampling-argmax predict",
-        description="Predict keypoints and their confidence on your own files with a trained checkpoint (without "
-        "--input: LightningCLI predict on the task's test split).",
+        description="Predict keypoints and their confidence on your own files with a trained checkpoint. Without "
+        "--input, `sampling-argmax predict --config C --ckpt_path X` predicts the task's test split (LightningCLI; "
+        "its options: `sampling-argmax predict --config C --help`).",
     )
     parser.add_argument("--ckpt_path", required=True, type=Path, help=".ckpt written by sampling-argmax fit/compare")
     parser.add_argument("--input", nargs="+", required=True, type=Path,
                         help="images, folders of images (point-cloud files for point tasks), or a task's annotation "
-                        "file (MTFL training.txt/testing.txt, COCO person_keypoints_*.json)")
+                        "file (MTFL training.txt/testing.txt, a COCO keypoint json, a landmark CSV)")
     parser.add_argument("--boxes", type=Path, default=None,
                         help="top-down tasks: person boxes, a COCO detection-results json (default: the whole image, "
                         "or the annotation json's ground-truth boxes)")

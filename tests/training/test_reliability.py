@@ -245,4 +245,4 @@ def test_a_checkpoint_naming_classes_that_no_longer_exist_is_a_clear_error(tmp_p
     state["hyper_parameters"]["model"]["class_path"] = "sampling_argmax.models.GoneNet"
     torch.save(state, tmp_path / "old.ckpt")
     with pytest.raises(ValueError, match=r"cannot rebuild the model and method recorded in .*old\.ckpt"):
-        visualize_main(["--checkpoint", str(tmp_path / "old.ckpt"), "--out", str(tmp_path / "fig")])
+        visualize_main(["--ckpt_path", str(tmp_path / "old.ckpt"), "--out", str(tmp_path / "fig")])
