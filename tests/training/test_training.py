@@ -132,7 +132,8 @@ def test_bad_module_arguments(kwargs, match):
     ["sampling_argmax.training.module", "sampling_argmax.training.lightning_cli", "sampling_argmax.data.synthetic",
      "sampling_argmax.data.base", "sampling_argmax.metrics.base",
      "sampling_argmax.metrics.localization", "sampling_argmax.metrics.calibration",
-     "sampling_argmax.models.resnet_deconv", "sampling_argmax.models.small"],
+     "sampling_argmax.models.resnet_deconv", "sampling_argmax.models.small", "sampling_argmax.models.backbones",
+     "sampling_argmax.data.keypoint_meta", "sampling_argmax.data.csv_landmarks", "sampling_argmax.metrics.normalized"],
 )
 def test_docstring_examples_run(name):
     import doctest
