@@ -97,8 +97,8 @@ def infer_flip_pairs(names: Sequence[str], where: str = "the keypoint names") ->
         raise ValueError(
             f"{where}: left/right names without a partner: {', '.join(unmatched)}. A flip must swap each left "
             "keypoint with its right one: rename the keypoints, or give the pairs with --data.flip_pairs "
-            "(e.g. [[left_wing, right_wing]]; [] = no flip pairs, then with --data.flip_prob 0 and --model.flip_test false if the object has no "
-            "mirror symmetry"
+            "(e.g. [[left_wing, right_wing]]; [] = no flip pairs, then with --data.flip_prob 0 and "
+            "--model.flip_test false if the object has no mirror symmetry)"
         )
     return tuple(pairs)
 
