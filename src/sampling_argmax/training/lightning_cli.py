@@ -239,7 +239,8 @@ class SamplingArgmaxCLI(LightningCLI):
                 "keypoint count before it is built; give the number"
             )
         args = data.get("init_args")
-        init_args["num_keypoints"] = int(count({} if args is None else args.as_dict() if hasattr(args, "as_dict") else dict(args)))
+        args = {} if args is None else args.as_dict() if hasattr(args, "as_dict") else dict(args)
+        init_args["num_keypoints"] = int(count(args))
 
     # ---------------------------------------------------------------- trainer: folder, loggers, checkpoints, lock
 
