@@ -1,6 +1,6 @@
 """`sampling-argmax export`: the exported inference path gives PyTorch's keypoints and confidences on real inputs.
 
-ONNX files are run with onnx's reference evaluator (onnxruntime is not a dependency), at another batch size
+ONNX files are run with onnx's reference evaluator and with onnxruntime (the [test] extra), at another batch size
 than the one traced, so the batch axis is shown to be dynamic.
 """
 
@@ -101,3 +101,27 @@ def test_export_refuses_what_cannot_work(synthetic_run, tmp_path, capsys):
         main(["export", "--ckpt_path", str(ckpt), "--format", "torchscript", "--flip_test", "true",
               "--out", str(tmp_path / "m.pt")])
     assert flip.value.code == 1 and "no flip_pairs" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # the dynamo export of ResNet-18: ~10 s on one loaded core
+def test_onnxruntime_and_torchscript_match_the_predictor_on_real_faces(mtfl_run, tmp_path):
+    """The exported files, run by onnxruntime and torch.jit on real images, give `Predictor`'s pixels within 1e-4."""
+    ort = pytest.importorskip("onnxruntime")
+    data, _, ckpt = mtfl_run
+    faces = sorted((data / "net_7876").iterdir())[:3]
+    predictor = Predictor.from_checkpoint(ckpt, flip_test=False)
+    samples = [predictor.datamodule.prepare(RawInput(face, str(face))) for face in faces]
+    inputs = torch.stack([s["image"] for s in samples])
+    matrices = torch.stack([s["to_original"] for s in samples])
+    expected = predictor(faces)
+    main(["export", "--ckpt_path", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
+          "--example", str(faces[0]), str(faces[1])])
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    keypoints, confidence = session.run(["keypoints", "confidence"], {"image": inputs.numpy()})
+    np.testing.assert_allclose(_to_original(torch.from_numpy(keypoints), matrices), expected.keypoints, atol=1e-4)
+    np.testing.assert_allclose(confidence, expected.confidence, rtol=1e-4, atol=1e-6)
+    main(["export", "--ckpt_path", str(ckpt), "--format", "torchscript", "--out", str(tmp_path / "m.pt")])
+    with torch.no_grad():
+        keypoints, confidence = torch.jit.load(str(tmp_path / "m.pt"))(inputs)
+    np.testing.assert_allclose(_to_original(keypoints, matrices), expected.keypoints, atol=1e-4)
+    np.testing.assert_allclose(confidence.numpy(), expected.confidence, rtol=1e-4, atol=1e-6)

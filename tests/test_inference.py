@@ -216,3 +216,16 @@ def test_coco_person_boxes_are_framed_exactly_as_test_frames_them(shared_data, t
     bad.write_text('[{"image_id": "x", "bbox": [0, 0, 5, 5], "score": 1}]')
     with pytest.raises(ValueError, match=r"dets.json: detection #0: image_id 'x' is not an integer"):
         module.raw_inputs(root, bad)
+
+
+def test_overlays_draw_the_skeleton(tmp_path):
+    from PIL import Image
+
+    from sampling_argmax.inference import draw_overlay
+
+    image = np.zeros((256, 256, 3), np.uint8)
+    row = {"keypoints": [[40.0, 128.0], [216.0, 128.0], [128.0, 30.0]], "confidence": [0.5, 0.5, 0.5]}
+    plain = np.asarray(Image.open(draw_overlay(image, [row], tmp_path / "plain.png")))
+    bones = np.asarray(Image.open(draw_overlay(image, [row], tmp_path / "bones.png", skeleton=[(0, 1)])))
+    assert plain[128, 128].max() == 0 and bones[128, 128].min() > 200  # the bone's midpoint, white (anti-aliased)
+    assert bones[80, 128].max() == 0  # no bone to the third keypoint

@@ -116,3 +116,85 @@ def write_h36m_npz(path: str | Path, names: list[str], centers, scales, joints_m
         joints_m = np.concatenate([joints_m, np.ones(joints_m.shape[:-1] + (1,))], -1)
     np.savez(path, imgname=np.array(names), center=np.asarray(centers), scale=np.asarray(scales), S=joints_m)
     return Path(path)
+
+
+#: The made-up category of the own-data tests: a "kite" (not a person) with left/right pairs of two spellings.
+KITE_NAMES = ("nose", "left_wing", "right_wing", "LeftTail", "RightTail")
+KITE_SKELETON = [[1, 2], [1, 3], [2, 4], [3, 5]]  # 1-based, as COCO jsons give it
+_KITE_COLORS = [(255, 255, 255), (255, 0, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
+
+
+def kite_keypoints(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[float]]:
+    """(5, 2) keypoints of one kite inside a ``size`` x ``size`` image and its box (x, y, w, h)."""
+    scale = rng.uniform(0.3, 0.45) * size
+    cx, cy = rng.uniform(0.35, 0.65, size=2) * size
+    shape = np.array([[0.0, -0.5], [-0.5, 0.0], [0.5, 0.0], [-0.25, 0.5], [0.25, 0.5]])
+    points = shape * scale + [cx, cy]
+    low, high = points.min(0) - 2, points.max(0) + 2
+    return points, [float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1])]
+
+
+def draw_kite(points: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """An (size, size, 3) uint8 image with a coloured 3 x 3 patch at each keypoint over noise."""
+    image = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
+    for (x, y), color in zip(np.round(points).astype(int), _KITE_COLORS):
+        image[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2] = color
+    return image
+
+
+def write_coco_kites(folder: str | Path, num_images: int = 4, size: int = 48, seed: int = 0, category_id: int = 7,
+                     extra_category: bool = False) -> Path:
+    """A COCO-format keypoint json ``folder/kites.json`` of ``num_images`` images (PNG, one kite each) in
+    ``folder/images``; returns the json path. ``extra_category`` adds a second keypoint category."""
+    import json
+
+    from PIL import Image
+
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images, annotations = [], []
+    for n in range(num_images):
+        points, box = kite_keypoints(rng, size)
+        name = f"kite_{n:03d}.png"
+        Image.fromarray(draw_kite(points, size, rng)).save(folder / "images" / name)
+        images.append({"id": 100 + n, "file_name": name, "width": size, "height": size})
+        triples = [v for x, y in points for v in (float(x), float(y), 2)]
+        annotations.append({"id": 1000 + n, "image_id": 100 + n, "category_id": category_id, "bbox": box,
+                            "area": box[2] * box[3], "iscrowd": 0, "num_keypoints": 5, "keypoints": triples})
+    categories = [{"id": category_id, "name": "kite", "supercategory": "toy", "keypoints": list(KITE_NAMES),
+                   "skeleton": KITE_SKELETON}]
+    if extra_category:
+        categories.append({"id": category_id + 1, "name": "cup", "keypoints": ["rim", "handle", "base"],
+                           "skeleton": [[1, 3]]})
+    path = folder / "kites.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return path
+
+
+def write_landmark_csv(folder: str | Path, num_images: int = 4, size: int = 48, seed: int = 0,
+                       visible_column: bool = True) -> Path:
+    """A landmark CSV ``folder/landmarks.csv`` (``image,<name>_x,<name>_y[,<name>_visible],...``) of the kite
+    keypoints over images in ``folder/images``; returns the CSV path."""
+    import csv
+
+    from PIL import Image
+
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    header = ["image"] + [f"{name}_{part}" for name in KITE_NAMES
+                          for part in (("x", "y", "visible") if visible_column else ("x", "y"))]
+    rows = []
+    for n in range(num_images):
+        points, _ = kite_keypoints(rng, size)
+        name = f"kite_{n:03d}.png"
+        Image.fromarray(draw_kite(points, size, rng)).save(folder / "images" / name)
+        row = [name]
+        for x, y in points:
+            row += [f"{x:.3f}", f"{y:.3f}"] + (["1"] if visible_column else [])
+        rows.append(row)
+    path = folder / "landmarks.csv"
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    return path

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
             compare_main(command[1:])
         elif command and command[0] == "visualize":
             visualize_main(command[1:])
-        elif command and command[0] == "predict" and _has_option(command[1:], "--input"):
+        elif command and command[0] == "predict" and (_has_option(command[1:], "--input") or (
+                {"-h", "--help"} & set(command[1:]) and not _has_option(command[1:], "--config"))):
             predict_main(command[1:])
         elif command and command[0] == "export":
             try:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                     "description": "Train and evaluate localization methods. Other subcommands: "
                     "'sampling-argmax compare --help' (the six methods side by side), "
                     "'sampling-argmax visualize --help' (probability-map figures of a checkpoint), "
-                    "'sampling-argmax predict --input PATH --help' (a checkpoint on your own files), "
+                    "'sampling-argmax predict --help' (a checkpoint on your own files), "
                     "'sampling-argmax export --help' (ONNX / TorchScript)."
                 },
             )

@@ -262,11 +262,12 @@ _COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def draw_overlay(image: np.ndarray, rows: Sequence[dict], path: Path, min_side: int = 256,
-                 groups: int | None = None) -> Path:
+                 groups: int | None = None, skeleton: Sequence[tuple[int, int]] = ()) -> Path:
     """Draw the rows' keypoints (a disc per keypoint, coloured by keypoint index, with its confidence when
     K <= 8; with ``groups``, each of that many equal consecutive runs of keypoints as one line coloured by
-    run) and boxes over an (H, W, 3) uint8 RGB image; small images are enlarged (nearest) to ``min_side``
-    first so the markers stay readable. Writes a PNG."""
+    run), the ``skeleton`` (0-based keypoint index pairs, white lines under the discs) and boxes over an
+    (H, W, 3) uint8 RGB image; small images are enlarged (nearest) to ``min_side`` first so the markers stay
+    readable. Writes a PNG."""
     import cv2
 
     scale = max(1, int(np.ceil(min_side / max(image.shape[:2]))))
@@ -287,6 +288,8 @@ def draw_overlay(image: np.ndarray, rows: Sequence[dict], path: Path, min_side: 
                 line = np.array([at(x, y) for x, y in run], np.int32)
                 cv2.polylines(canvas, [line], False, _COLORS[g % len(_COLORS)][::-1], 1, cv2.LINE_AA)
             continue
+        for a, b in skeleton:
+            cv2.line(canvas, at(*points[a][:2]), at(*points[b][:2]), (255, 255, 255), max(1, radius // 2), cv2.LINE_AA)
         for k, ((x, y, *_), conf) in enumerate(zip(points, confidence)):
             color = _COLORS[k % len(_COLORS)][::-1]
             cv2.circle(canvas, at(x, y), radius, color, -1, cv2.LINE_AA)
@@ -358,7 +361,8 @@ def draw_rows(pairs: Sequence[tuple[RawInput, dict]], folder: Path, datamodule: 
         kind = input_key(sample)
         image = datamodule.display(raw) if kind == "image" else None
         if image is not None:
-            written.append(draw_overlay(image, rows, folder / name, groups=datamodule.keypoint_groups))
+            written.append(draw_overlay(image, rows, folder / name, groups=datamodule.keypoint_groups,
+                                        skeleton=getattr(datamodule, "skeleton", ())))
         else:
             matrix = sample.get("to_original")
             written.append(_draw_plot(sample[kind].float().numpy(), kind,
@@ -373,13 +377,14 @@ def predict_main(argv: Sequence[str] | None = None) -> list[dict]:
     """``sampling-argmax predict --ckpt_path X --input PATH [PATH ...]``: rows, files, failures. Returns the rows."""
     parser = argparse.ArgumentParser(
         prog="sampling-argmax predict",
-        description="Predict keypoints and their confidence on your own files with a trained checkpoint (without "
-        "--input: LightningCLI predict on the task's test split).",
+        description="Predict keypoints and their confidence on your own files with a trained checkpoint. Without "
+        "--input, `sampling-argmax predict --config C --ckpt_path X` predicts the task's test split (LightningCLI; "
+        "its options: `sampling-argmax predict --config C --help`).",
     )
     parser.add_argument("--ckpt_path", required=True, type=Path, help=".ckpt written by sampling-argmax fit/compare")
     parser.add_argument("--input", nargs="+", required=True, type=Path,
                         help="images, folders of images (point-cloud files for point tasks), or a task's annotation "
-                        "file (MTFL training.txt/testing.txt, COCO person_keypoints_*.json)")
+                        "file (MTFL training.txt/testing.txt, a COCO keypoint json, a landmark CSV)")
     parser.add_argument("--boxes", type=Path, default=None,
                         help="top-down tasks: person boxes, a COCO detection-results json (default: the whole image, "
                         "or the annotation json's ground-truth boxes)")

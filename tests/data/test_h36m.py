@@ -174,3 +174,36 @@ def test_protocol_selection_and_module_builds_without_files(shared_data):
     # every 64th frame of each sequence: one frame per sequence here
     assert len(load_h36m_annotations(npz, root, cameras, stride=64)) == 4
     assert [r["action"] for r in load_h36m_annotations(npz, root, cameras)] == [0, 8, 3, 13]
+
+
+def test_predict_frames_an_image_and_a_person_box_as_the_test_split_does(shared_data, tmp_path):
+    """predict --input on Human3.6M: the box whose padded square is the record's crop gives the test sample's input
+    and to_original; a Predictor then reads (u, v, dz) per joint, and --boxes lists one input per box."""
+    from sampling_argmax.data.base import RawInput
+    from sampling_argmax.inference import Predictor
+    from sampling_argmax.models import ResNetDeconv
+    from sampling_argmax.training.module import LocalizationModule
+
+    module = fixture_module(shared_data, input_size=64, map_size=16, depth_bins=8)
+    dataset = module.dataset("test")
+    record, sample = dataset.records[0], dataset[0]
+    extent = record["side"] / module.box_padding  # _clean_box measures pixel-centre extents: w - 1
+    box = (record["center"][0] - extent / 2, record["center"][1] - extent / 2, extent + 1, extent + 1)
+    prepared = module.prepare(RawInput(record["image"], "frame", box))
+    torch.testing.assert_close(prepared["image"], sample["image"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(prepared["to_original"], sample["to_original"])
+    torch.manual_seed(0)
+    model = LocalizationModule(ResNetDeconv(depth=18, num_keypoints=18, deconv_channels=8, depth_bins=8),
+                               paper_method("soft"))
+    keypoints, confidence = Predictor(model, module)(RawInput(record["image"], "frame", box))
+    assert keypoints.shape == (1, 18, 3) and confidence.shape == (1, 18)
+    x, y = record["center"]
+    assert np.all(np.abs(keypoints[0, :, 0] - x) <= record["side"] / 2 + 1)  # inside the crop
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    shutil.copy(record["image"], folder / "000007.jpg")
+    detections = tmp_path / "dets.json"
+    detections.write_text(json.dumps([{"image_id": 7, "bbox": list(box), "score": 0.9},
+                                      {"image_id": 7, "bbox": [0, 0, 50, 80], "score": 0.5}]))
+    raws = module.raw_inputs(folder, detections)
+    assert [r.box for r in raws] == [tuple(box), (0, 0, 50, 80)] and raws[0].extra["score"] == 0.9

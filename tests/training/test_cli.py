@@ -93,8 +93,9 @@ def test_compare_writes_table_and_figures_then_visualize(tmp_path, capsys, drawn
     assert fractions["calibration.png"] > 0.001, fractions
     assert "| mean error (px) ↓ |" in capsys.readouterr().out
     checkpoints = [str(out / "runs" / m / "seed0" / "checkpoints" / "last.ckpt") for m in ("soft", "samp_uni")]
-    one = visualize_main(["--checkpoint", checkpoints[0], "--out", str(tmp_path / "one"), "--num_samples", "3"])
-    two = visualize_main(["--checkpoint", *checkpoints, "--out", str(tmp_path / "two"), "--num_samples", "3"])
+    with pytest.warns(FutureWarning, match="--checkpoint is deprecated; use --ckpt_path"):
+        one = visualize_main(["--checkpoint", checkpoints[0], "--out", str(tmp_path / "one"), "--num_samples", "3"])
+    two = visualize_main(["--ckpt_path", *checkpoints, "--out", str(tmp_path / "two"), "--num_samples", "3"])
     # maps: heat maps over gray images; predictions: the keypoint markers only
     assert all(drawn(p) > (0.01 if p.name == "maps.png" else 0.001) for p in one + two), \
         {str(p): drawn(p) for p in one + two}
@@ -122,7 +123,7 @@ def test_compare_and_visualize_reject_bad_arguments(tmp_path, exits):
     with exits(2, f"--config {tmp_path / 'missing.yaml'} does not exist"):
         compare_main(["--config", str(tmp_path / "missing.yaml")])
     with pytest.raises(FileNotFoundError, match="checkpoint"):
-        visualize_main(["--checkpoint", str(tmp_path / "none.ckpt")])
+        visualize_main(["--ckpt_path", str(tmp_path / "none.ckpt")])
 
 
 def test_mixed_precision_fit_gives_finite_metrics(tmp_path, capsys):
@@ -150,3 +151,28 @@ def test_pretrained_flag_loads_a_local_backbone_state(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         SamplingArgmaxCLI(args=["--config", *config, "--pretrained", str(tmp_path / "missing.pth"),
                                 "--trainer.logger", "false"], run=False)
+
+
+def test_model_backbone_and_pretrained_shorthands(tmp_path):
+    from torchvision.models import resnet34
+
+    from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
+
+    path = tmp_path / "r34.pth"
+    reference = resnet34(weights=None)
+    torch.save(reference.state_dict(), path)
+    cli = SamplingArgmaxCLI(args=["--config", str(Path(__file__).resolve().parents[2] / "configs/mtfl/cpu.yaml"),
+                                  "--data.init_args.data_root", str(tmp_path), "--model.backbone", "resnet34", "--model.pretrained", str(path),
+                                  "--trainer.logger", "false"], run=False)
+    assert torch.equal(cli.model.model.backbone[7][2].conv2.weight, reference.layer4[2].conv2.weight)
+    with pytest.raises(ValueError, match="--model.backbone resnet18: the model .*SmallHeatmapNet has no backbone"):
+        SamplingArgmaxCLI(args=["--model.backbone", "resnet18", "--trainer.logger", "false"], run=False)
+
+
+def test_predict_help_shows_the_options_for_your_own_files(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["predict", "--help"])
+    text = capsys.readouterr().out
+    assert done.value.code == 0
+    assert all(option in text for option in ("--input", "--ckpt_path", "--boxes", "--out", "--draw"))
+    assert "predict --config C --help" in text  # where the test-split options are

@@ -32,6 +32,14 @@ def _data_root(config: Path, shared_data: Path, empty: Path) -> list[str]:
     class_path = yaml.safe_load(config.read_text())["data"]["class_path"]
     module, name = class_path.rsplit(".", 1)
     folder = getattr(importlib.import_module(module), name).data_folder
+    if name == "COCOFormatDataModule":  # your own data: K comes from the file, which must exist
+        from writers import write_coco_kites
+
+        return ["--data.init_args.train_ann_file", str(write_coco_kites(empty / "kites", num_images=1))]
+    if name == "CSVLandmarkDataModule":
+        from writers import write_landmark_csv
+
+        return ["--data.init_args.train_csv", str(write_landmark_csv(empty / "csv", num_images=1))]
     if not folder or (shared_data / folder).is_dir():
         return []
     return ["--data.init_args.data_root", str(empty)]

@@ -226,7 +226,7 @@ def test_pretrained_file_that_is_not_weights_is_a_clear_error(tmp_path):
     from torchvision.models import resnet34
 
     torch.save(resnet34(weights=None).state_dict(), tmp_path / "r34.pth")
-    with pytest.raises(ValueError, match="does not match a torchvision ResNet of this depth"):
+    with pytest.raises(ValueError, match="does not match backbone .resnet18."):
         ResNetDeconv(depth=18, num_keypoints=2, pretrained=str(tmp_path / "r34.pth"))
 
 
@@ -255,4 +255,4 @@ def test_a_checkpoint_naming_classes_that_no_longer_exist_is_a_clear_error(tmp_p
     state["hyper_parameters"]["model"]["class_path"] = "sampling_argmax.models.GoneNet"
     torch.save(state, tmp_path / "old.ckpt")
     with pytest.raises(ValueError, match=r"cannot rebuild the model and method recorded in .*old\.ckpt"):
-        visualize_main(["--checkpoint", str(tmp_path / "old.ckpt"), "--out", str(tmp_path / "fig")])
+        visualize_main(["--ckpt_path", str(tmp_path / "old.ckpt"), "--out", str(tmp_path / "fig")])

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -48,6 +49,7 @@ from sampling_argmax.data.transforms import (
 __all__ = [
     "COCO_KEYPOINT_NAMES",
     "COCO_FLIP_PAIRS",
+    "COCO_SKELETON",
     "box_to_center_size",
     "half_body_box",
     "COCOKeypoints",
@@ -61,6 +63,9 @@ COCO_KEYPOINT_NAMES = (
 )
 #: (left, right) index pairs swapped by a horizontal flip.
 COCO_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+#: The person category's skeleton of the COCO 2017 keypoint json, 0-based (the json's is 1-based): overlay lines.
+COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
+                 (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
 UPPER_BODY = tuple(range(11))
 LOWER_BODY = tuple(range(11, 17))
 
@@ -86,16 +91,18 @@ def half_body_box(
     rng: np.random.Generator,
     aspect_ratio: float = 192 / 256,
     enlarge: float = 1.5,
+    parts: tuple[Sequence[int], Sequence[int]] = (UPPER_BODY, LOWER_BODY),
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Half-body augmentation: a crop around the visible upper- or lower-body joints.
 
     Picks the upper body or the lower body with probability 1/2 (falling back to the other half
     when the chosen one has fewer than 2 visible joints), centres the crop on the mean of those
     joints, sizes it to their extent fixed to ``aspect_ratio`` and enlarged by ``enlarge``.
-    Returns (center, size) or None when neither half has 2 visible joints.
+    Returns (center, size) or None when neither half has 2 visible joints. ``parts``: the (upper, lower)
+    keypoint indices (COCO's person by default).
     """
-    upper = [k for k in UPPER_BODY if visible[k]]
-    lower = [k for k in LOWER_BODY if visible[k]]
+    upper = [k for k in parts[0] if visible[k]]
+    lower = [k for k in parts[1] if visible[k]]
     chosen = upper if rng.random() < 0.5 else lower
     if len(chosen) < 2:
         chosen = lower if chosen is upper else upper
@@ -121,9 +128,12 @@ class COCOKeypoints(Dataset):
         flip_prob, rotation, rotation_prob, scale, half_body_prob, half_body_min_joints: augmentation
             (Appendix A / SimpleBaseline: 0.5, 40°, 0.6, 0.3, 0.3, more than 8 visible joints).
         padding: box padding factor (1.25).
+        num_keypoints, flip_pairs: K and the (left, right) pairs (COCO's person by default).
+        half_body_parts: the (upper, lower) keypoint indices of the half-body augmentation; None = no half-body
+            crops (a category other than the person).
 
-    Sample keys: image (3, H, W) float32 normalized; target (17, 2) heatmap cells; target_weight
-    (17,); index; to_original (3, 3) heatmap cells -> original pixels; image_id; bbox_score; area
+    Sample keys: image (3, H, W) float32 normalized; target (K, 2) heatmap cells; target_weight
+    (K,); index; to_original (3, 3) heatmap cells -> original pixels; image_id; bbox_score; area
     (crop box area, pixels², OKS-NMS scale); ann_id (-1 for detections); center (2,), size (2,).
 
     Example (shapes only; see tests/data/test_coco_data.py for real images):
@@ -147,9 +157,15 @@ class COCOKeypoints(Dataset):
         half_body_prob: float = 0.3,
         half_body_min_joints: int = 8,
         padding: float = 1.25,
+        num_keypoints: int = 17,
+        flip_pairs: Sequence[tuple[int, int]] = COCO_FLIP_PAIRS,
+        half_body_parts: tuple[Sequence[int], Sequence[int]] | None = (UPPER_BODY, LOWER_BODY),
     ) -> None:
         self.records = records
         self.train = train
+        self.num_keypoints = int(num_keypoints)
+        self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
+        self.half_body_parts = half_body_parts
         self.input_size = tuple(int(v) for v in input_size)
         self.heatmap_size = tuple(int(v) for v in heatmap_size)
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
@@ -171,8 +187,9 @@ class COCOKeypoints(Dataset):
         if rng is None:
             return center, size, 0.0, False
         visible = record["visible"]
-        if visible.sum() > self.half_body_min_joints and rng.random() < self.half_body_prob:
-            half = half_body_box(record["keypoints"], visible, rng, self.aspect_ratio)
+        if (self.half_body_parts is not None and visible.sum() > self.half_body_min_joints
+                and rng.random() < self.half_body_prob):
+            half = half_body_box(record["keypoints"], visible, rng, self.aspect_ratio, parts=self.half_body_parts)
             if half is not None:
                 center, size = half
         scale_factor, rotation = random_affine_params(rng, self.scale, self.rotation, self.rotation_prob)
@@ -243,7 +260,12 @@ class COCODataModule(LocalizationDataModule):
     num_keypoints = 17
     flip_pairs = COCO_FLIP_PAIRS
     keypoint_names = COCO_KEYPOINT_NAMES
+    skeleton = COCO_SKELETON
     predict_suffixes = IMAGE_SUFFIXES
+    #: The annotations' and detections' ``category_id`` read (COCO's person), and the half-body parts.
+    category_id = 1
+    category_name = "person"
+    half_body_parts: tuple[Sequence[int], Sequence[int]] | None = (UPPER_BODY, LOWER_BODY)
 
     def __init__(
         self,
@@ -338,15 +360,22 @@ class COCODataModule(LocalizationDataModule):
                 f"COCO image folder not found: {images}. Unpack the {self.splits[stage][0]} images there "
                 f"(or pass --data.{stage}_image_dir); {_GET_COCO}."
             )
+        return COCOKeypoints(self.read_records(ann, images, detections, stage), train=stage == "train",
+                             **self.dataset_kwargs, num_keypoints=self.num_keypoints, flip_pairs=self.flip_pairs,
+                             half_body_parts=self.half_body_parts)
+
+    def read_records(self, ann: Path, images: Path, detections: Path | None, stage: str) -> list[dict]:
+        """The records of a stage's files: the annotations' instances of :attr:`category_id`, or the detections."""
+        kind = dict(category_id=self.category_id, num_keypoints=self.num_keypoints)
         report = DataReport(f"{stage}: {detections or ann}")
         if detections is None:
-            records = load_person_records(ann, images, report)
+            records = load_person_records(ann, images, report, **kind)
         else:
-            records = load_detection_records(detections, ann, images, self.det_score_threshold, report)
+            records = load_detection_records(detections, ann, images, self.det_score_threshold, report, **kind)
         self.add_data_report(stage, report)
         if not records:
-            raise ValueError(f"no person boxes found for stage {stage!r} in {detections or ann}")
-        return COCOKeypoints(records, train=stage == "train", **self.dataset_kwargs)
+            raise ValueError(f"no {self.category_name} boxes found for stage {stage!r} in {detections or ann}")
+        return records
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
@@ -371,13 +400,12 @@ class COCODataModule(LocalizationDataModule):
         """
         if path.is_file() and path.suffix.lower() == ".json":
             data = _annotation_data(path)
-            image_dir = path.parent
             first = next((i.get("file_name") for i in data["images"] if isinstance(i, dict)), None)
-            split = path.stem.removeprefix("person_keypoints_")
-            if first is not None and not (image_dir / str(first)).is_file() and (path.parent.parent / split).is_dir():
-                image_dir = path.parent.parent / split
-            records = (load_person_records(path, image_dir) if boxes is None
-                       else load_detection_records(boxes, path, image_dir, self.det_score_threshold))
+            image_dir = next((d for d in self.json_image_dirs(path) if first is None or (d / str(first)).is_file()),
+                             path.parent)
+            kind = dict(category_id=self.category_id, num_keypoints=self.num_keypoints)
+            records = (load_person_records(path, image_dir, **kind) if boxes is None
+                       else load_detection_records(boxes, path, image_dir, self.det_score_threshold, **kind))
             # the records' boxes are clipped to their image already (clipping twice would shrink them)
             return [RawInput(Path(r["file"]), f"{r['file']} box {n}", tuple(r["box"]),
                              {"image": r["file"], "image_id": r["image_id"], "score": r["bbox_score"], _CLIPPED: True})
@@ -385,10 +413,15 @@ class COCODataModule(LocalizationDataModule):
         files = [Path(r.source) for r in super().raw_inputs(path)]
         if boxes is None:
             return [RawInput(f, str(f), extra={"image": str(f)}) for f in files]
-        found, _ = detections_by_file(boxes, files, self.det_score_threshold)
+        found, _ = detections_by_file(boxes, files, self.det_score_threshold, self.category_id)
         return [RawInput(f, f"{f} box {n}", tuple(d["bbox"]), {"image": str(f), "image_id": d["image_id"],
                                                                "score": d["score"]})
                 for f in files for n, d in enumerate(found[f])]
+
+    def json_image_dirs(self, path: Path) -> list[Path]:
+        """Where ``predict --input X.json`` looks for the json's images, in order: beside it, then
+        ``<root>/<split>/`` of the COCO layout (``annotations/person_keypoints_<split>.json``)."""
+        return [path.parent, path.parent.parent / path.stem.removeprefix("person_keypoints_")]
 
     def prepare(self, raw: RawInput) -> dict:
         """The test-time top-down crop of :class:`COCOKeypoints`: the box (default: the whole image) grown to

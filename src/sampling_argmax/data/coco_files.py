@@ -67,17 +67,19 @@ def _annotation_data(ann_file: Path) -> dict:
 
 
 def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLike,
-                        report: DataReport | None = None) -> list[dict]:
-    """One record per non-crowd person annotation with at least one labeled keypoint.
+                        report: DataReport | None = None, category_id: int = 1, num_keypoints: int = 17
+                        ) -> list[dict]:
+    """One record per non-crowd annotation of ``category_id`` (1 = COCO's person) with at least one labeled
+    keypoint; each holds ``num_keypoints`` (K, the category's keypoint names) (x, y, v) triples.
 
-    Every annotation is checked (:mod:`~sampling_argmax.data.validation`): numbers where numbers belong, 17 x 3
+    Every annotation is checked (:mod:`~sampling_argmax.data.validation`): numbers where numbers belong, K x 3
     keypoints with visibility 0, 1 or 2, ``num_keypoints`` equal to the labeled count, labeled keypoints inside
     the image, the image's stated size equal to its file's, no repeated annotation (id or content), a box
     inside the image. Dropped by COCO's convention and counted in ``report`` (by reason): other categories,
     crowd regions (``iscrowd``), people without a labeled keypoint, boxes of zero width or height.
 
-    Records: image_id, file (path), width, height, box (cleaned x, y, w, h), keypoints (17, 2),
-    visible (17,) bool, ann_id, area (the annotation's area), bbox_score 1.0.
+    Records: image_id, file (path), width, height, box (cleaned x, y, w, h), keypoints (K, 2),
+    visible (K,) bool, ann_id, area (the annotation's area), bbox_score 1.0.
     """
     report = report if report is not None else DataReport(str(ann_file))
     data = _annotation_data(Path(ann_file))
@@ -94,20 +96,21 @@ def load_person_records(ann_file: str | os.PathLike, image_dir: str | os.PathLik
             raise DataError(f"{where} has no 'id'; give every annotation a unique integer id")
         ann_id = integer(ann["id"], where, "id")
         unique.add(ann_id, [ann.get(k) for k in ("image_id", "category_id", "iscrowd", "bbox", "keypoints")], where)
-        if ann.get("category_id", 1) != 1:
-            report.drop("not a person (category_id != 1)", where)
+        if ann.get("category_id", 1) != category_id:
+            report.drop(f"another category (category_id != {category_id})", where)
             continue
         if ann.get("iscrowd", 0):
             report.drop("crowd region (iscrowd=1)", where)
             continue
         if "keypoints" not in ann:
-            raise DataError(f"{where} has no 'keypoints'; a person_keypoints file gives 17 x 3 numbers (x, y, v) "
-                            "per person (0, 0, 0 for an unlabeled keypoint)")
+            raise DataError(f"{where} has no 'keypoints'; a keypoints file gives {num_keypoints} x 3 numbers (x, y, v) "
+                            "per instance (0, 0, 0 for an unlabeled keypoint)")
         keypoints = _numbers(ann["keypoints"], where, "keypoints")
-        if keypoints.size != 17 * 3:
-            raise DataError(f"{where}: 'keypoints' must hold 17 x 3 numbers (x, y, v), got {keypoints.size}; "
-                            "write 0, 0, 0 for an unlabeled keypoint")
-        keypoints = keypoints.reshape(17, 3)
+        if keypoints.size != num_keypoints * 3:
+            raise DataError(f"{where}: 'keypoints' must hold {num_keypoints} x 3 numbers (x, y, v), one triple per "
+                            f"keypoint name of category {category_id}, got {keypoints.size}; write 0, 0, 0 for an "
+                            "unlabeled keypoint")
+        keypoints = keypoints.reshape(num_keypoints, 3)
         if not np.isin(keypoints[:, 2], (0, 1, 2)).all():
             raise DataError(f"{where}: keypoint visibility flags must be 0 (unlabeled), 1 (occluded) or 2 (visible), "
                             f"got {keypoints[:, 2].tolist()}")
@@ -140,8 +143,11 @@ def load_detection_records(
     image_dir: str | os.PathLike,
     score_threshold: float = 0.0,
     report: DataReport | None = None,
+    category_id: int = 1,
+    num_keypoints: int = 17,
 ) -> list[dict]:
-    """One record per person detection (``person_detection_results`` json) with score >= threshold.
+    """One record per detection of ``category_id`` (1 = person; ``person_detection_results`` json) with score
+    >= threshold, with ``num_keypoints`` unknown keypoints.
 
     The annotation file supplies the image file names and sizes; keypoints are unknown (zeros,
     not visible); ann_id is -1. A repeated detection (identical image, box and score) is an error;
@@ -166,8 +172,8 @@ def load_detection_records(
         if not isinstance(det, dict) or "image_id" not in det:
             raise DataError(f"{where} must be a json object with image_id, category_id, bbox and score")
         unique.add(None, [det.get(k) for k in ("image_id", "category_id", "bbox", "score")], where)
-        if det.get("category_id", 1) != 1:
-            report.drop("not a person (category_id != 1)", where)
+        if det.get("category_id", category_id) != category_id:
+            report.drop(f"another category (category_id != {category_id})", where)
             continue
         score = _numbers(det.get("score"), where, "score")
         if score.size != 1:
@@ -188,7 +194,7 @@ def load_detection_records(
             report.drop("box empty inside the image", where)
             continue
         report.keep()
-        records.append(_record(image, image_dir, box, np.zeros((17, 2)), np.zeros(17, dtype=bool),
+        records.append(_record(image, image_dir, box, np.zeros((num_keypoints, 2)), np.zeros(num_keypoints, dtype=bool),
                                ann_id=-1, area=float(box[2] * box[3]), bbox_score=float(score[0])))
     return records
 
@@ -250,7 +256,7 @@ def _image_of(ann: dict, images: dict, where: str) -> dict:
     return images[ann["image_id"]]
 
 
-def detections_by_file(detection_file: Path, files: list[Path], score_threshold: float = 0.0
+def detections_by_file(detection_file: Path, files: list[Path], score_threshold: float = 0.0, category_id: int = 1
                        ) -> tuple[dict[Path, list[dict]], int]:
     """Person boxes of a COCO detection-results json for the given image files.
 
@@ -270,7 +276,7 @@ def detections_by_file(detection_file: Path, files: list[Path], score_threshold:
         where = f"{detection_file}: detection #{number}"
         if not isinstance(det, dict) or not ({"image_id", "file_name"} & set(det)):
             raise ValueError(f"{where} must be a json object with image_id (or file_name), bbox and score")
-        if det.get("category_id", 1) != 1:
+        if det.get("category_id", category_id) != category_id:
             continue
         score = _numbers(det.get("score", 1.0), where, "score")
         if score.size != 1:

@@ -43,7 +43,8 @@ from sampling_argmax.codecs.affine import (
 )
 from sampling_argmax.codecs.base import inside_map, mirror_matrix, swap_pairs
 from sampling_argmax.codecs.volume import VolumeCoding
-from sampling_argmax.data.base import LocalizationDataModule, check_loader_args
+from sampling_argmax.data.base import LocalizationDataModule, RawInput, check_loader_args
+from sampling_argmax.data.coco_files import _clean_box, detections_by_file
 from sampling_argmax.data.h36m_files import (
     _DAMAGED,
     ACTIONS,
@@ -56,7 +57,7 @@ from sampling_argmax.data.h36m_files import (
     load_h36m_annotations,
     load_mpii_annotations,
 )
-from sampling_argmax.data.images import read_rgb
+from sampling_argmax.data.images import IMAGE_SUFFIXES, read_rgb
 from sampling_argmax.data.transforms import (
     random_affine_params,
     to_model_input,
@@ -287,6 +288,9 @@ class H36MDataModule(Pose3DDataModule):
 
     data_folder = "h36m"
     task = "h36m"
+    predict_suffixes = IMAGE_SUFFIXES
+    #: ``predict``: the square crop's side is this times the longer side of the person box (MPII's 1.25).
+    box_padding = 1.25
 
     def __init__(
         self,
@@ -372,6 +376,42 @@ class H36MDataModule(Pose3DDataModule):
             else:
                 raise ValueError(f"split={split!r} must be 'train', 'val' or 'test'")
         return self._datasets[split]
+
+    # ---------------------------------------------------------------- predict on raw files
+
+    def raw_inputs(self, path: Path, boxes: Path | None = None) -> list[RawInput]:
+        """One input per image (the whole image as the person box) or, with ``boxes`` (a COCO detection-results
+        json: ``image_id`` = the file name's number, or ``file_name``), one per person box."""
+        files = [Path(r.source) for r in super().raw_inputs(path)]
+        if boxes is None:
+            return [RawInput(f, str(f), extra={"image": str(f)}) for f in files]
+        found, _ = detections_by_file(boxes, files)
+        return [RawInput(f, f"{f} box {n}", tuple(d["bbox"]), {"image": str(f), "score": d["score"]})
+                for f in files for n, d in enumerate(found[f])]
+
+    def prepare(self, raw: RawInput) -> dict:
+        """The evaluation crop of a person: the square of side ``box_padding`` x the box's longer side around its
+        centre (the box: ``raw.box`` (x, y, w, h) pixels, default the whole image), warped to ``input_size``.
+
+        ``to_original`` (4, 4) maps volume points to (u, v) original pixels and dz, the depth relative to the
+        pelvis in mm (a keypoint's third coordinate in ``predict`` rows).
+        """
+        if isinstance(raw.source, np.ndarray):
+            image = raw.source
+            if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"{raw.name}: expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        else:
+            image = read_rgb(Path(raw.source), raw.name)
+        height, width = image.shape[:2]
+        box = _clean_box(raw.box if raw.box is not None else (0.0, 0.0, width, height), width, height)
+        if box is None:
+            raise ValueError(f"{raw.name}: the box {raw.box} is empty inside the {width}x{height} image")
+        center = (box[0] + box[2] / 2, box[1] + box[3] / 2)
+        side = self.box_padding * max(box[2], box[3], 1.0)
+        crop = self.coding.crop_matrix(center, side)
+        pixels = warp_image(image, self.coding.input_matrix(center, side), (self.coding.input_size,) * 2)
+        return {"image": to_model_input(pixels), "to_original": torch.from_numpy(self.coding.to_original(crop)),
+                "box": box}
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train")

@@ -206,13 +206,16 @@ def keypoint_results(
     ]
 
 
-def coco_keypoint_ap(coco_gt, results: list[dict], image_ids: Sequence[int] | None = None) -> dict[str, float]:
+def coco_keypoint_ap(coco_gt, results: list[dict], image_ids: Sequence[int] | None = None,
+                     sigmas: Sequence[float] | None = None, category_id: int | None = None) -> dict[str, float]:
     """OKS AP/AR of keypoint ``results`` against a ``pycocotools.coco.COCO`` ground truth.
 
     Args:
-        coco_gt: loaded ``COCO`` object of a person-keypoints annotation file.
+        coco_gt: loaded ``COCO`` object of a keypoints annotation file.
         results: list from :func:`keypoint_results`.
         image_ids: restrict the evaluation to these images (default: every image of ``coco_gt``).
+        sigmas: (K,) OKS constants; None = pycocotools' own (COCO's 17 person keypoints).
+        category_id: evaluate this category only; None = every category of ``coco_gt``.
 
     Returns:
         {"AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL"} as floats in [0, 1]
@@ -227,6 +230,10 @@ def coco_keypoint_ap(coco_gt, results: list[dict], image_ids: Sequence[int] | No
         evaluator = COCOeval(coco_gt, coco_dt, iouType="keypoints")
         if image_ids is not None:
             evaluator.params.imgIds = sorted({int(i) for i in image_ids})
+        if sigmas is not None:
+            evaluator.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
+        if category_id is not None:
+            evaluator.params.catIds = [int(category_id)]
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
@@ -234,7 +241,12 @@ def coco_keypoint_ap(coco_gt, results: list[dict], image_ids: Sequence[int] | No
 
 
 def load_coco(ann_file: str | Path):
-    """A ``pycocotools.coco.COCO`` ground truth, quietly, with a clear error for a bad file."""
+    """A ``pycocotools.coco.COCO`` ground truth, quietly, with a clear error for a bad file.
+
+    Annotations without the fields that the keypoint evaluation reads (exports of other tools often omit them)
+    get them as COCO defines them: ``num_keypoints`` = labeled keypoints (v > 0), ``iscrowd`` = 0, ``area`` =
+    the box's w x h.
+    """
     from pycocotools.coco import COCO
 
     path = Path(ann_file)
@@ -242,7 +254,14 @@ def load_coco(ann_file: str | Path):
         raise FileNotFoundError(f"COCO annotation file {path} not found (the evaluated split's ground truth)")
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(str(path))
+            coco = COCO(str(path))
+        for ann in coco.dataset.get("annotations", []):
+            if "keypoints" in ann and "num_keypoints" not in ann:
+                ann["num_keypoints"] = int(np.sum(np.asarray(ann["keypoints"], dtype=np.float64)[2::3] > 0))
+            ann.setdefault("iscrowd", 0)
+            if "area" not in ann and len(ann.get("bbox", ())) == 4:
+                ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3])
+        return coco
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"pycocotools cannot read {path} ({type(error).__name__}: {error}); is it a COCO "
                          "person_keypoints json?") from error
@@ -253,7 +272,8 @@ class COCOEvaluator(Evaluator):
 
     Reads "pred" (N, 17, 2) original pixels, "confidence" (N, 17), "image_id", "bbox_score", "area"
     (N,). Needs ``references["ann_file"]`` (the split's annotation json) and ``references["split"]``
-    (its name, for file names). When the outputs cover the whole split (``context.num_samples``) every
+    (its name, for file names); ``references["sigmas"]`` (K OKS constants, default :data:`COCO_SIGMAS`) and
+    ``references["category_id"]`` (default 1, the person) for other categories. When the outputs cover the whole split (``context.num_samples``) every
     image of the annotation file is evaluated; otherwise only the images present (partial runs such as
     ``limit_val_batches``). Writes ``coco_keypoints_<stage>_<split>_results.json`` and ``..._metrics.json``.
 
@@ -293,36 +313,44 @@ class COCOEvaluator(Evaluator):
         box_scores = np.asarray(outputs["bbox_score"], dtype=np.float64).reshape(-1)
         areas = np.asarray(outputs["area"], dtype=np.float64).reshape(-1)
         scores = rescore_instances(confidence, box_scores, self.keypoint_score_threshold)
+        sigmas = np.asarray(context.references.get("sigmas", COCO_SIGMAS), dtype=np.float64)
+        category_id = int(context.references.get("category_id", 1))
+        if sigmas.shape != pred.shape[1:2]:
+            raise ValueError(f"references['sigmas'] holds {sigmas.size} OKS constants for {pred.shape[1]} keypoints; "
+                             "give one per keypoint (--data.sigmas)")
 
         keep = []
         for image_id in np.unique(image_ids):
             rows = np.flatnonzero(image_ids == image_id)
-            keep.extend(rows[oks_nms(pred[rows], scores[rows], areas[rows], self.oks_nms_threshold)])
+            keep.extend(rows[oks_nms(pred[rows], scores[rows], areas[rows], self.oks_nms_threshold, sigmas)])
         keep = np.sort(np.asarray(keep, dtype=int))
-        results = keypoint_results(image_ids[keep], pred[keep], confidence[keep], scores[keep])
+        results = keypoint_results(image_ids[keep], pred[keep], confidence[keep], scores[keep], category_id)
 
         coco = self.ground_truth(context.references["ann_file"])
         covered = context.num_samples is not None and len(pred) == context.num_samples
-        metrics = coco_keypoint_ap(coco, results, image_ids=None if covered else np.unique(image_ids))
-        metrics["oks_confidence_pearson"] = _oks_calibration(coco, pred, confidence, image_ids)
+        metrics = coco_keypoint_ap(coco, results, image_ids=None if covered else np.unique(image_ids),
+                                   sigmas=None if "sigmas" not in context.references else sigmas,
+                                   category_id=None if "category_id" not in context.references else category_id)
+        metrics["oks_confidence_pearson"] = _oks_calibration(coco, pred, confidence, image_ids, sigmas, category_id)
         if context.output_dir is not None:
             _write(Path(context.output_dir), f"{context.stage}_{context.references.get('split', '')}", results,
                    metrics)
         return metrics
 
 
-def _oks_calibration(coco, pred: np.ndarray, confidence: np.ndarray, image_ids: np.ndarray) -> float:
+def _oks_calibration(coco, pred: np.ndarray, confidence: np.ndarray, image_ids: np.ndarray,
+                     sigmas: np.ndarray = COCO_SIGMAS, category_id: int = 1) -> float:
     instance_confidence, instance_oks = [], []  # (N, K) joint confidences, (N,) OKS
     for image_id in np.unique(image_ids):
         anns = [
             a for a in coco.loadAnns(coco.getAnnIds(imgIds=[int(image_id)], iscrowd=False))
-            if a.get("num_keypoints", 0) > 0
+            if a.get("num_keypoints", 0) > 0 and a.get("category_id", category_id) == category_id
         ]
         if not anns:
             continue
         gt = np.array([a["keypoints"] for a in anns], dtype=np.float64).reshape(len(anns), -1, 3)
         rows = np.flatnonzero(image_ids == image_id)
-        oks = keypoint_oks(pred[rows], gt[..., :2], gt[..., 2] > 0, np.array([a["area"] for a in anns]), COCO_SIGMAS)
+        oks = keypoint_oks(pred[rows], gt[..., :2], gt[..., 2] > 0, np.array([a["area"] for a in anns]), sigmas)
         instance_oks.extend(oks.max(axis=1))
         instance_confidence.extend(confidence[rows])
     if not instance_oks:

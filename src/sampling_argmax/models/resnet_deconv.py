@@ -1,4 +1,5 @@
-"""SimpleBaseline-style heatmap network: a torchvision ResNet backbone, a deconvolution head, a 1×1 conv.
+"""SimpleBaseline-style heatmap network: a backbone by name (torchvision ResNet-18...152, or a timm model), a
+deconvolution head, a 1×1 conv.
 
 With ``depth_bins`` D the 1×1 conv outputs K·D channels, read as K volumes of D × H × W logits: the
 integral-regression head of Integral Human Pose (Sun et al. 2018) for 3D pose.
@@ -9,15 +10,10 @@ method's business, never the model's.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
-from torchvision.models import resnet18, resnet50
 
-from sampling_argmax._io import load_tensors
-
-_BACKBONES = {18: (resnet18, 512), 50: (resnet50, 2048)}
+from sampling_argmax.models.backbones import backbone_name, build_backbone
 
 
 def _deconv_head(in_channels: int, widths: list[int]) -> nn.Sequential:
@@ -34,19 +30,22 @@ def _deconv_head(in_channels: int, widths: list[int]) -> nn.Sequential:
 
 
 class ResNetDeconv(nn.Module):
-    """ResNet-18/50 + ``num_deconv`` stride-2 deconvolutions + 1×1 conv to ``num_keypoints`` logit maps.
+    """A backbone + ``num_deconv`` stride-2 deconvolutions + 1×1 conv to ``num_keypoints`` logit maps.
 
     Args:
-        depth: 18 or 50.
-        num_keypoints: K, number of output maps.
+        depth: 18, 34, 50, 101 or 152: torchvision's ResNet of that depth (the older spelling of ``backbone``).
+        num_keypoints: K, number of output maps. None is a placeholder that the CLI replaces by the data's K
+            (COCO-format json, landmark CSV); building with None is an error.
         deconv_channels: channels of each deconvolution layer, or one number per layer (a list of
             ``num_deconv`` widths, e.g. a thin last layer for fine maps on a CPU budget).
         num_deconv: number of ×2 upsampling deconvolutions (output stride 32 / 2**num_deconv).
         in_channels: input channels; other than 3 replaces the stem convolution.
-        pretrained: path to a local torchvision ResNet state dict (``resnet50-*.pth``); None = random init.
-            No weights are ever downloaded.
+        pretrained: path to a local state dict of the backbone (torchvision's ``resnet50-*.pth``, or a timm
+            model's weights); None = random init. No weights are ever downloaded.
         depth_bins: 0 = 2D maps; D > 0 = K volumes of D depth bins (channel ``k * D + d`` is bin d of
             keypoint k), for 3D pose.
+        backbone: ``resnet18|resnet34|resnet50|resnet101|resnet152`` (torchvision) or any timm model with
+            ``features_only`` (needs timm); None = ``resnet{depth}``, or resnet50 (:mod:`~sampling_argmax.models.backbones`).
 
     Shape:
         (B, in_channels, H, W) -> (B, K, H / 32 * 2**num_deconv, W / 32 * 2**num_deconv), or with
@@ -62,17 +61,20 @@ class ResNetDeconv(nn.Module):
 
     def __init__(
         self,
-        depth: int = 50,
-        num_keypoints: int = 17,
+        depth: int | None = None,
+        num_keypoints: int | None = 17,
         deconv_channels: int | list[int] = 256,
         num_deconv: int = 3,
         in_channels: int = 3,
         pretrained: str | None = None,
         depth_bins: int = 0,
+        backbone: str | None = None,
     ) -> None:
         super().__init__()
-        if depth not in _BACKBONES:
-            raise ValueError(f"depth={depth} is not supported; use one of {sorted(_BACKBONES)}")
+        name = backbone_name(backbone, depth)
+        if num_keypoints is None:
+            raise ValueError("num_keypoints=None: give the number of keypoints (the CLI fills a config's null from "
+                             "data modules that know it, e.g. COCOFormatDataModule, CSVLandmarkDataModule)")
         if num_keypoints < 1:
             raise ValueError(f"num_keypoints={num_keypoints} must be >= 1")
         if num_deconv < 0:
@@ -83,17 +85,8 @@ class ResNetDeconv(nn.Module):
         if len(widths) != num_deconv or min(widths, default=1) < 1:
             raise ValueError(f"deconv_channels={deconv_channels} must be a positive width or a list of num_deconv="
                              f"{num_deconv} positive widths")
-        build, feature_channels = _BACKBONES[depth]
-        backbone = build(weights=None)
-        if pretrained is not None:
-            _load_torchvision_state(backbone, pretrained)
-        if in_channels != 3:
-            backbone.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        # everything up to the last residual stage; avgpool/fc are dropped
-        self.backbone = nn.Sequential(
-            backbone.conv1, backbone.bn1, backbone.relu, backbone.maxpool,
-            backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4,
-        )
+        # everything up to the last stage (a ResNet's avgpool/fc are dropped)
+        self.backbone, feature_channels = build_backbone(name, in_channels, pretrained)
         self.head = _deconv_head(feature_channels, widths)
         head_channels = widths[-1] if widths else feature_channels
         self.final = nn.Conv2d(head_channels, num_keypoints * max(depth_bins, 1), kernel_size=1)
@@ -116,29 +109,3 @@ class ResNetDeconv(nn.Module):
         if self.depth_bins:
             maps = maps.unflatten(1, (self.num_keypoints, self.depth_bins))
         return maps
-
-
-def _load_torchvision_state(backbone: nn.Module, path: str) -> None:
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"pretrained={path!r} does not exist; pass the path of a local torchvision ResNet state dict "
-            "(e.g. resnet50-0676ba61.pth downloaded once by hand), or pretrained=None for random init"
-        )
-    state = load_tensors(file, "pretrained=", "give torchvision's ResNet weights file (e.g. resnet18-f37072fd.pth)")
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"pretrained={path!r} does not hold a state dict (got {type(state).__name__})")
-    # the classifier is not part of this network: drop it so a plain ImageNet checkpoint loads strictly
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    try:
-        missing, unexpected = backbone.load_state_dict(state, strict=False)
-    except RuntimeError as error:  # same names, other shapes (e.g. a ResNet-18 file for depth=50)
-        raise ValueError(f"pretrained={path!r} does not match a torchvision ResNet of this depth: {error}") from None
-    missing = [k for k in missing if not k.startswith("fc.")]
-    if missing or unexpected:
-        raise ValueError(
-            f"pretrained={path!r} does not match a torchvision ResNet of this depth: "
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )

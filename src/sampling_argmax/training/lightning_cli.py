@@ -16,6 +16,7 @@ split) writes ``<default_root_dir>/predictions/predictions.{json,csv}``, one row
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import sys
 from pathlib import Path
@@ -203,6 +204,15 @@ class SamplingArgmaxCLI(LightningCLI):
             help="Local torchvision ResNet state dict for the backbone (the paper's ImageNet init), e.g. "
             "resnet18-f37072fd.pth; same as --model.model.init_args.pretrained. Nothing is ever downloaded.",
         )
+        parser.add_argument(
+            "--model.backbone", type=str | None, default=None,
+            help="The backbone by name: resnet18|resnet34|resnet50|resnet101|resnet152 (torchvision) or a timm model "
+            "with features_only (pip install sampling-argmax[timm]); same as --model.model.init_args.backbone.",
+        )
+        parser.add_argument(
+            "--model.pretrained", type=str | None, default=None,
+            help="Local state dict file of that backbone (torchvision's or timm's); same as --pretrained.",
+        )
         if self.builtin_defaults:
             parser.set_defaults(DEFAULTS)
 
@@ -239,16 +249,47 @@ class SamplingArgmaxCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self._section()
-        path = config.get("pretrained")
-        if path is None:
-            return
         model = config["model.model"]
-        if "pretrained" not in (model.get("init_args") or {}):
+        self._size_model_to_data(config, model)
+        # the shorthands are the CLI's, not LocalizationModule's arguments: moved into the model's init_args
+        backbone, path = config["model"].pop("backbone", None), config["model"].pop("pretrained", None)
+        given = config.get("pretrained")
+        if path is not None and given is not None and path != given:
+            raise ValueError(f"--pretrained {given} and --model.pretrained {path} disagree; give one")
+        path = path if path is not None else given
+        for option, value, key in (("--model.backbone", backbone, "backbone"), ("--pretrained", path, "pretrained")):
+            if value is None:
+                continue
+            if key not in (model.get("init_args") or {}):
+                raise ValueError(
+                    f"{option} {value}: the model {model.get('class_path')} has no "
+                    f"{'pretrained backbone' if key == 'pretrained' else 'backbone argument'}; use "
+                    f"sampling_argmax.models.ResNetDeconv (as in configs/mtfl and configs/coco.yaml) or drop {option}"
+                )
+            if key == "backbone":
+                model.init_args.depth = None  # the older spelling of the backbone in the configs
+            model.init_args[key] = value
+
+    @staticmethod
+    def _size_model_to_data(config: Any, model: Any) -> None:
+        """A model whose ``num_keypoints`` is null gets the data's K, for data modules that know K from their files
+        before they are built (``num_keypoints_of(init_args)``: the COCO-format json's category, the CSV header)."""
+        init_args = model.get("init_args") if hasattr(model, "get") else None
+        if init_args is None or "num_keypoints" not in init_args or init_args.get("num_keypoints") is not None:
+            return
+        data = config.get("data")
+        class_path = data.get("class_path") if hasattr(data, "get") else None
+        module_name, _, class_name = str(class_path).rpartition(".")
+        data_class = getattr(importlib.import_module(module_name), class_name, None) if module_name else None
+        count = getattr(data_class, "num_keypoints_of", None)
+        if count is None:
             raise ValueError(
-                f"--pretrained {path}: the model {model.get('class_path')} has no pretrained backbone; use "
-                "sampling_argmax.models.ResNetDeconv (as in configs/mtfl and configs/coco.yaml) or drop --pretrained"
+                f"--model.model.init_args.num_keypoints is null (= the data's K), but {class_path} does not know its "
+                "keypoint count before it is built; give the number"
             )
-        model.init_args.pretrained = path
+        args = data.get("init_args")
+        args = {} if args is None else args.as_dict() if hasattr(args, "as_dict") else dict(args)
+        init_args["num_keypoints"] = int(count(args))
 
     # ---------------------------------------------------------------- trainer: folder, loggers, checkpoints, lock
 

@@ -1,6 +1,6 @@
 """Reports: the comparison table (Markdown/CSV) and figures of learned probability maps and predictions.
 
-``sampling-argmax visualize --checkpoint runs/synthetic2d/samp_tri/checkpoints/last.ckpt`` draws the
+``sampling-argmax visualize --ckpt_path runs/synthetic2d/samp_tri/checkpoints/last.ckpt`` draws the
 figures for any trained :class:`~sampling_argmax.training.LocalizationModule`.
 """
 
@@ -10,6 +10,8 @@ import argparse
 import csv
 import json
 import math
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -413,7 +415,8 @@ def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
         description="Draw the learned probability maps and predictions of trained checkpoints "
         "(several checkpoints: one row each, on the inputs of the first one's datamodule).",
     )
-    parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, help=".ckpt file(s) written by fit or compare")
+    parser.add_argument("--ckpt_path", "--checkpoint", dest="ckpt_path", type=Path, nargs="+", required=True,
+                        help=".ckpt file(s) written by fit or compare (--checkpoint: the deprecated older name)")
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML of the run (only needed when the checkpoint does not record its datamodule)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: beside the first checkpoint)")
@@ -425,10 +428,14 @@ def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
         parser.error(f"--num_samples ({args.num_samples}) and --pool ({args.pool}) must be >= 1")
     out = check_output_folder(args.out or args.checkpoint[0].parent.parent / "figures", "--out")
     snapshots, datamodule = [], None
-    for checkpoint in args.checkpoint:
+    if any(a == "--checkpoint" or a.startswith("--checkpoint=") for a in map(str, sys.argv[1:] if argv is None else argv)):
+        warnings.warn("visualize --checkpoint is deprecated; use --ckpt_path like fit/test/predict/export",
+                      FutureWarning, stacklevel=2)
+    for checkpoint in args.ckpt_path:
         module, own_datamodule = load_trained(checkpoint, args.config)
         datamodule = datamodule or own_datamodule
         snapshots.append(snapshot_maps(module, datamodule, max(args.pool, args.num_samples), args.split))
+    out = args.out or args.ckpt_path[0].parent.parent / "figures"
     paths = [plot_maps(snapshots, out / "maps.png", args.num_samples),
              plot_predictions(snapshots, out / "predictions.png", args.num_samples)]
     for path in paths:
