@@ -99,8 +99,9 @@ def test_a_second_run_on_a_busy_folder_fails_fast_naming_the_holder(tmp_path):
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    # the OS released the killed holder's lock: its own --resume is not blocked
-    fit(root, "--trainer.max_epochs", "1", "--resume", "true")
+    # the OS released the killed holder's lock: its own --resume (same data; a resume that contradicts the
+    # checkpoint is refused) is not blocked
+    fit(root, "--trainer.max_epochs", "1", "--resume", "true", "--data.init_args.train_size", "4096")
     assert (root / "checkpoints" / "last.ckpt").is_file()
 
 
