@@ -121,7 +121,8 @@ def write_h36m_npz(path: str | Path, names: list[str], centers, scales, joints_m
 #: The made-up category of the own-data tests: a "kite" (not a person) with left/right pairs of two spellings.
 KITE_NAMES = ("nose", "left_wing", "right_wing", "LeftTail", "RightTail")
 KITE_SKELETON = [[1, 2], [1, 3], [2, 4], [3, 5]]  # 1-based, as COCO jsons give it
-_KITE_COLORS = [(255, 255, 255), (255, 0, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
+# mirror-symmetric like a real object: a flip shows a left wing where a right one was, looking the same
+_KITE_COLORS = [(255, 255, 255), (255, 0, 0), (255, 0, 0), (0, 255, 255), (0, 255, 255)]
 
 
 def kite_keypoints(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[float]]:
