@@ -224,8 +224,8 @@ def test_mtfl_landmark_outside_the_image_is_an_error_naming_the_line(tmp_path):
 
 
 @pytest.mark.parametrize("line, match", [
-    (mtfl_line("lfw_5590\\b.jpg", FACE, attributes=(1, 2, 0, 3)), r"training\.txt:2: 'glasses' must be >= 1"),
-    (mtfl_line("lfw_5590\\b.jpg", FACE, attributes=(1, 2.5, 2, 3)), r"training\.txt:2: 'smile' must be an integer"),
+    (mtfl_line("lfw_5590\\b.jpg", FACE, attributes=(1, 2, 0, 3)), r"training\.txt:2: 'glasses' must be an integer code >= 1"),
+    (mtfl_line("lfw_5590\\b.jpg", FACE, attributes=(1, 2.5, 2, 3)), r"training\.txt:2: 'smile' must be an integer code"),
     (mtfl_line("lfw_5590\\a.jpg", FACE), r"training\.txt:2 repeats .*training\.txt:1 \(identical content\)"),
     (mtfl_line("lfw_5590\\b.jpg", FACE).replace("40", "nan", 1), r"training\.txt:2: non-finite landmark"),
 ])
