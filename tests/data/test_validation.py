@@ -334,6 +334,18 @@ def test_pcd_with_no_points_or_huge_coordinates_is_an_error(tmp_path):
         read_cloud(tmp_path / "cloud.npy", "cloud.npy", 2)
 
 
+def test_predict_on_an_unusable_cloud_is_a_clear_error_of_that_file(tmp_path):
+    """predict lists the file in failures.csv (a ValueError per input) instead of aborting with an IndexError."""
+    from sampling_argmax.data.base import RawInput
+
+    module = KeypointNetDataModule("airplane", data_root=str(tmp_path), num_points=2)
+    bad = write_pcd(tmp_path / "bad.pcd", [[0, 0, 0], [1e30, 0, 0]])
+    with pytest.raises(ValueError, match=r"bad\.pcd:13: non-finite coordinate, or one beyond"):
+        module.prepare(RawInput(bad, str(bad)))
+    good = write_pcd(tmp_path / "good.pcd", [[0, 0, 0], [1, 0, 0]])
+    assert module.prepare(RawInput(good, str(good)))["points"].shape == (2, 3)
+
+
 @pytest.mark.parametrize("keypoints, match", [
     ([{"semantic_id": "0", "pcd_info": {"point_index": 1}}], r"entry 0 \(model m1\), keypoint 0: 'semantic_id' must hold numbers"),
     ([{"semantic_id": 0, "pcd_info": {"point_index": 1.5}}], r"keypoint 0: 'point_index' must be an integer"),
