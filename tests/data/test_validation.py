@@ -224,8 +224,8 @@ def test_mtfl_landmark_outside_the_image_is_an_error_naming_the_line(tmp_path):
 
 
 @pytest.mark.parametrize("line, match", [
-    (mtfl_line("lfw_5590\\b.jpg", FACE, attributes=(1, 2, 0, 3)), r"training\.txt:2: 'glasses' must be >= 1"),
-    (mtfl_line("lfw_5590\\b.jpg", FACE, attributes=(1, 2.5, 2, 3)), r"training\.txt:2: 'smile' must be an integer"),
+    (mtfl_line("lfw_5590\\b.jpg", FACE, attributes=(1, 2, 0, 3)), r"training\.txt:2: 'glasses' must be an integer code >= 1"),
+    (mtfl_line("lfw_5590\\b.jpg", FACE, attributes=(1, 2.5, 2, 3)), r"training\.txt:2: 'smile' must be an integer code"),
     (mtfl_line("lfw_5590\\a.jpg", FACE), r"training\.txt:2 repeats .*training\.txt:1 \(identical content\)"),
     (mtfl_line("lfw_5590\\b.jpg", FACE).replace("40", "nan", 1), r"training\.txt:2: non-finite landmark"),
 ])
@@ -332,6 +332,18 @@ def test_pcd_with_no_points_or_huge_coordinates_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"cloud\.npy: the cloud holds the coordinate 1e\+30"):
         np.save(tmp_path / "cloud.npy", np.array([[0, 0, 0], [1e30, 0, 0]], np.float32))
         read_cloud(tmp_path / "cloud.npy", "cloud.npy", 2)
+
+
+def test_predict_on_an_unusable_cloud_is_a_clear_error_of_that_file(tmp_path):
+    """predict lists the file in failures.csv (a ValueError per input) instead of aborting with an IndexError."""
+    from sampling_argmax.data.base import RawInput
+
+    module = KeypointNetDataModule("airplane", data_root=str(tmp_path), num_points=2)
+    bad = write_pcd(tmp_path / "bad.pcd", [[0, 0, 0], [1e30, 0, 0]])
+    with pytest.raises(ValueError, match=r"bad\.pcd:13: non-finite coordinate, or one beyond"):
+        module.prepare(RawInput(bad, str(bad)))
+    good = write_pcd(tmp_path / "good.pcd", [[0, 0, 0], [1, 0, 0]])
+    assert module.prepare(RawInput(good, str(good)))["points"].shape == (2, 3)
 
 
 @pytest.mark.parametrize("keypoints, match", [

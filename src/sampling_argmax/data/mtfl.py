@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from sampling_argmax.codecs.topdown import TopDownCodec
 from sampling_argmax.data.base import LocalizationDataModule, RawInput, check_loader_args
 from sampling_argmax.data.images import IMAGE_SUFFIXES, read_rgb
-from sampling_argmax.data.validation import DataError, UniqueRecords, check_inside_image, image_size, integer
+from sampling_argmax.data.validation import DataError, UniqueRecords, check_inside_image, image_size
 from sampling_argmax.data.transforms import (
     random_affine_params,
     to_model_input,
@@ -127,7 +127,10 @@ def read_annotations(file: str | Path, image_root: str | Path | None = None, che
             raise DataError(f"{where}: non-numeric value in {line.strip()!r}; expected {_FIELDS}") from None
         if not np.all(np.isfinite(values)):
             raise DataError(f"{where}: non-finite landmark coordinate in {line.strip()!r}; fix or remove the line")
-        attributes = tuple(integer(v, where, name, minimum=1) for v, name in zip(codes, _ATTRIBUTES))
+        for code, name in zip(codes, _ATTRIBUTES):
+            if not (code.is_integer() and code >= 1):
+                raise DataError(f"{where}: {name!r} must be an integer code >= 1 (readme.txt), got {code:g}; fix the line")
+        attributes = tuple(int(code) for code in codes)
         relative = Path(fields[0].replace("\\", "/"))
         if relative.is_absolute() or ".." in relative.parts or fields[0].startswith(("\\", "/")):
             raise ValueError(
@@ -141,7 +144,7 @@ def read_annotations(file: str | Path, image_root: str | Path | None = None, che
                 "(download the full MTFL archive there, or fix the line)"
             )
         landmarks = np.stack([values[:5], values[5:]], axis=1)  # (5, 2) x, y
-        unique.add(None, [relative.as_posix(), landmarks], where)
+        unique.add(None, (relative.as_posix(), landmarks.tobytes()), where)
         if check_images:
             width, height = image_size(image, where)
             check_inside_image(landmarks, None, width, height, where, "landmark",

@@ -266,8 +266,11 @@ def check_centre_scale(center: Any, scale: Any, where: str, scale_name: str = "s
     return center, scale_value
 
 
-def _content_key(content: Any) -> str:
-    """A canonical text of a record's content (json-like values, arrays), for duplicate detection."""
+def _content_key(content: Any) -> Hashable:
+    """A canonical key of a record's content (json-like values, arrays), for duplicate detection; a tuple of
+    strings, bytes and numbers is its own key (the fast path of the line readers)."""
+    if isinstance(content, tuple) and all(isinstance(v, (str, bytes, int, float)) for v in content):
+        return content
     def plain(value):
         if isinstance(value, np.ndarray):
             return value.tolist()
@@ -298,7 +301,7 @@ class UniqueRecords:
     def __init__(self, what: str = "record") -> None:
         self.what = what
         self._ids: dict[Hashable, str] = {}
-        self._contents: dict[str, str] = {}
+        self._contents: dict[Hashable, str] = {}
 
     def add(self, key: Hashable | None, content: Any, where: str) -> None:
         if key is not None:
