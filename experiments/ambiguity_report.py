@@ -62,13 +62,19 @@ def gather(out: Path, levels: list[str] | None) -> dict[str, dict[str, list[dict
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std of the finite values (a resumed run records no train time: NaN)."""
     array = np.asarray(values, dtype=float)
+    array = array[np.isfinite(array)]
+    if array.size == 0:
+        return float("nan"), float("nan")
     return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else float("nan")
 
 
 def _cell(values: list[float], digits: int) -> str:
     mean, std = _mean_std(values)
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if values and len(values) > 1 else f"{mean:.{digits}f}"
+    if np.isnan(mean):
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if np.isfinite(std) else f"{mean:.{digits}f}"
 
 
 def table(data: dict[str, dict[str, list[dict[str, float]]]]) -> str:
@@ -91,11 +97,12 @@ def figure(data: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Pa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     from sampling_argmax.data.synthetic import SyntheticLandmarks
 
     levels = list(data)
-    fig = plt.figure(figsize=(12, 7.2), layout="constrained")
+    fig = plt.figure(figsize=(14, 7.2), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.35])
     for ax, level in zip(np.atleast_1d(top.subplots(1, len(levels))), levels):
         sample = SyntheticLandmarks("test", 1, size=48, **LEVELS[level])[0]
@@ -106,7 +113,7 @@ def figure(data: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Pa
     top.suptitle("the same test scene at each level (red +: the landmarks)", fontsize=10)
     x = np.arange(len(levels))
     offsets = np.linspace(-0.12, 0.12, len(METHODS))
-    for ax, (key, label, _) in zip(bottom.subplots(1, 3), COLUMNS[:3]):
+    for ax, (key, label, _) in zip(bottom.subplots(1, 4), COLUMNS[:4]):
         for offset, method in zip(offsets, METHODS):
             where = [i for i, level in enumerate(levels) if method in data[level]]
             stats = [_mean_std([r[key] for r in data[levels[i]][method]]) for i in where]
@@ -117,8 +124,13 @@ def figure(data: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Pa
                         label=NAMES[method])
         ax.set_xticks(x, levels)
         ax.set_xlabel("ambiguity")
-        ax.set_title(label, fontsize=10)
-        ax.grid(alpha=0.3)
+        ax.set_title(label + (" (log scale)" if key == "mean_error" else ""), fontsize=10)
+        if key == "mean_error":  # from under a pixel to several: the low levels' differences stay visible
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.grid(alpha=0.3, which="both")
     bottom.axes[0].legend(fontsize=8)
     seeds = sorted({len(runs) for methods in data.values() for runs in methods.values()})
     bottom.suptitle(f"test split, final weights; mean ± std over {'/'.join(map(str, seeds))} seeds", fontsize=10)
