@@ -27,7 +27,7 @@ from sampling_argmax.inference import predict_main
 from sampling_argmax.training.checkpoints import RunLockedError
 from sampling_argmax.training.compare import compare_main
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
-from sampling_argmax.training.module import DivergedError
+from sampling_argmax.training.divergence import DivergedError
 from sampling_argmax.training.report import visualize_main
 
 __all__ = ["main"]

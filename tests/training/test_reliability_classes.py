@@ -308,8 +308,8 @@ def test_user_mistakes_are_one_line_and_exit_1(trained, tmp_path, capsys):
         (["export", "--ckpt_path", ckpt, "--format", "torchscript", "--out", "/proc/m.pt"], "/proc/m.pt cannot be"),
         (["predict", "--ckpt_path", ckpt, "--input", image, "--out", tmp_path / "a_file" / "p"], "is a file, not a "),
         (["compare", "--methods", "soft", "--out", "/proc/report", *TINY], "--out /proc/report: the folder cannot be"),
-        ([*fit, "--method_args", '{"soft": {"bogus": 1}}'], "as it applies to soft: SoftArgmaxMethod ('soft') has no "
-         "argument(s) ['bogus']"),
+        ([*fit, "--method_args", '{"soft": {"bogus": 1}}'],
+         "as it applies to soft: SoftArgmaxMethod ('soft') has no argument(s) ['bogus']"),
         ([*fit, "--method", "soft", "--method_args", '{"gumbel": "gamma"}'],
          "as it applies to samp_uni: gumbel must be one of ('paper', 'authors'), got 'gamma'"),
         ([*fit, "--method_args", '{"samp_gau": {"gumbel": "gamma"}}'], "as it applies to samp_gau: gumbel must be"),
@@ -415,7 +415,10 @@ def test_contradictions_name_exactly_the_changed_setting(config, data):
 @given(files=st.lists(st.sampled_from(["last.ckpt", "epoch3.ckpt", "latest-step.ckpt", "notes.txt"]), unique=True),
        resume_here=st.booleans(), overwrite=st.booleans())
 def test_the_checkpoint_folder_policy_never_deletes_by_itself(tmp_path_factory, files, resume_here, overwrite):
-    from sampling_argmax.training.checkpoints import FinishedRunError, check_checkpoint_folder
+    from sampling_argmax.training.checkpoints import (
+        FinishedRunError,
+        check_checkpoint_folder,
+    )
 
     folder = tmp_path_factory.mktemp("policy") / "checkpoints"
     folder.mkdir()
@@ -452,7 +455,10 @@ def test_device_names_are_a_device_or_a_clear_error(name):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(parts=st.lists(st.sampled_from(["a", "b", "file", "dir"]), min_size=1, max_size=4))
 def test_output_paths_are_checked_before_any_work(tmp_path_factory, parts):
-    from sampling_argmax.training.checkpoints import check_output_file, check_output_folder
+    from sampling_argmax.training.checkpoints import (
+        check_output_file,
+        check_output_folder,
+    )
 
     base = tmp_path_factory.mktemp("out")
     (base / "file").write_text("x")

@@ -134,7 +134,8 @@ def read_checkpoint(path: str | os.PathLike, what: str = "--ckpt_path") -> dict[
                          "checkpoint of the same folder")
     state = load_tensors(path, what, fix)
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
-        raise ValueError(f"{what} {path} holds no model weights ('state_dict'); it is not a Lightning checkpoint: {fix}")
+        raise ValueError(f"{what} {path} holds no model weights ('state_dict'); it is not a Lightning checkpoint: "
+                         f"{fix}")
     empty = [k for k, v in state["state_dict"].items() if isinstance(v, torch.Tensor) and v.is_meta]
     if empty:
         raise ValueError(

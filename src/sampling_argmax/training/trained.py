@@ -27,7 +27,7 @@ __all__ = ["load_trained"]
 
 def load_trained(checkpoint: Path, config: Path | None = None):
     """(module, datamodule) of a checkpoint written by ``sampling-argmax fit`` or ``compare``."""
-    state = read_checkpoint(checkpoint, "--checkpoint")
+    state = read_checkpoint(checkpoint, "--ckpt_path")
     if "model" not in state.get("hyper_parameters", {}):
         raise ValueError(
             f"{checkpoint} does not record how its model was built (it was not written through the "
