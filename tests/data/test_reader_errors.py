@@ -66,6 +66,10 @@ COCO_CASES = {
         lambda t: detections_by_file(_json(t / "b.json", [{"image_id": "x7", "bbox": [0, 0, 5, 5], "score": 1}]),
                                      [t / "000000000007.jpg"]),
         ValueError, r"detection #0: image_id 'x7' is not an integer; give 'file_name' instead"),
+    "image width 0": (
+        lambda t: load_person_records(_json(t / "p.json", {"images": [{"id": 1, "file_name": "a.png", "width": 0,
+                                                                        "height": 30}], "annotations": []}), t),
+        ValueError, r"p\.json: image #0 \(id 1\): 'width' must be >= 1, got 0"),
     "no person in the split": (
         lambda t: _coco_module(t, [coco_person(1, 1, [])]).build_dataset("val"),
         ValueError, r"no person boxes found for stage 'val' in .*person_keypoints_val2017\.json"),
