@@ -170,7 +170,7 @@ def test_coco_drops_by_convention_are_counted_in_the_report(tmp_path):
     assert [r["ann_id"] for r in records] == [1]
     assert (report.read, report.kept) == (5, 1)
     assert report.dropped == {"crowd region (iscrowd=1)": 1, "no labeled keypoint (num_keypoints 0)": 1,
-                              "box of zero width or height": 1, "not a person (category_id != 1)": 1}
+                              "box of zero width or height": 1, "another category (category_id != 1)": 1}
     assert "annotation #1 (id 2)" in report.examples["crowd region (iscrowd=1)"]
     assert "5 read, 1 kept, 4 dropped" in report.summary()
 

@@ -122,7 +122,7 @@ def test_compare_and_visualize_reject_bad_arguments(tmp_path, exits):
         compare_main(["--methods", "hard_argmax"])
     with exits(2, f"--config {tmp_path / 'missing.yaml'} does not exist"):
         compare_main(["--config", str(tmp_path / "missing.yaml")])
-    with pytest.raises(FileNotFoundError, match="checkpoint"):
+    with pytest.raises(FileNotFoundError, match=r"--ckpt_path .*none.ckpt does not exist"):
         visualize_main(["--ckpt_path", str(tmp_path / "none.ckpt")])
 
 

@@ -426,7 +426,7 @@ def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
     args = parser.parse_args(argv)
     if args.num_samples < 1 or args.pool < 1:
         parser.error(f"--num_samples ({args.num_samples}) and --pool ({args.pool}) must be >= 1")
-    out = check_output_folder(args.out or args.checkpoint[0].parent.parent / "figures", "--out")
+    out = check_output_folder(args.out or args.ckpt_path[0].parent.parent / "figures", "--out")
     snapshots, datamodule = [], None
     if any(a == "--checkpoint" or a.startswith("--checkpoint=") for a in map(str, sys.argv[1:] if argv is None else argv)):
         warnings.warn("visualize --checkpoint is deprecated; use --ckpt_path like fit/test/predict/export",
@@ -435,7 +435,6 @@ def visualize_main(argv: Sequence[str] | None = None) -> list[Path]:
         module, own_datamodule = load_trained(checkpoint, args.config)
         datamodule = datamodule or own_datamodule
         snapshots.append(snapshot_maps(module, datamodule, max(args.pool, args.num_samples), args.split))
-    out = args.out or args.ckpt_path[0].parent.parent / "figures"
     paths = [plot_maps(snapshots, out / "maps.png", args.num_samples),
              plot_predictions(snapshots, out / "predictions.png", args.num_samples)]
     for path in paths:
