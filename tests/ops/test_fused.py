@@ -8,7 +8,10 @@ with ``SAMPLING_ARGMAX_TEST_INDUCTOR=1`` (a minute here); ``benchmarks/operator.
 """
 
 import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -323,3 +326,12 @@ def test_cuda_fused_equals_chunked_and_is_auto_s_choice(tau, monkeypatch):
     for a, b, c in zip(fused, chunked, auto):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
         assert torch.equal(a, c)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the script measures for minutes")
+def test_the_gpu_benchmark_says_there_is_no_gpu_and_exits_0():
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
+    env = dict(os.environ, PYTHONPATH=str(script.parents[1] / "src"))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "no CUDA device on this machine" in done.stdout and "|" not in done.stdout
