@@ -4,7 +4,8 @@
     python benchmarks/train_step.py --tasks coco h36m --runs 1 --warm 2      # ResNet-50: minutes a step on CPU
 
 Each task is its config (the model, data module and method arguments that ``sampling-argmax fit --config``
-builds), one batch of the task's data (the samples in ``$SAMPLING_ARGMAX_DATA``, default ``../shared/data``), and a step =
+builds), one batch of the task's data (the samples in ``$SAMPLING_ARGMAX_DATA``, default ``../shared/data``;
+repeated up to the config's batch size where a sample holds fewer), and a step =
 ``training_step`` (model forward + the method's loss) + backward + the optimizer's step, as in ``fit``:
 
 | task | config | sampling method | maps |
@@ -46,11 +47,17 @@ ROOT = Path(__file__).resolve().parents[1]
 _AIRPLANES = ["--data.init_args.data_root", "{data}/keypointnet/airplane-sample", "--data.init_args.splits_dir",
               "{data}/keypointnet/splits", "--data.init_args.missing_clouds", "skip",
               "--data.init_args.val_split", "test"]  # the 13-cloud airplane sample
+_H36M = ["--data.init_args.data_root", "{data}/h36m", "--data.init_args.train_annotation", "test_h36m_body3d.npz",
+         "--data.init_args.test_annotation", "test_h36m_body3d.npz", "--data.init_args.train_subjects",
+         '["S1", "S5", "S7", "S8"]', "--data.init_args.test_subjects", '["S1", "S5", "S7", "S8"]',
+         "--data.init_args.train_stride", "1", "--data.init_args.test_stride", "1", "--data.init_args.mpii_root",
+         "{data}/mpii", "--data.init_args.mpii_annotation", "test_mpii.json"]  # the mmpose fixtures
 TASKS = {  # name: (config, sampling method, extra arguments; {data} = $SAMPLING_ARGMAX_DATA)
     "synthetic": ("configs/synthetic.yaml", "samp_tri", []),
     "mtfl": ("configs/mtfl/cpu.yaml", "samp_tri", []),
-    "coco": ("configs/coco.yaml", "samp_tri", []),
-    "h36m": ("configs/h36m/paper.yaml", "samp_tri", []),
+    "coco": ("configs/coco.yaml", "samp_tri", ["--data.data_root", "{data}/coco/coco-mini",
+                                               "--data.val_split", "train2017"]),
+    "h36m": ("configs/h36m/paper.yaml", "samp_tri", _H36M),
     "oct": ("configs/synthetic_oct.yaml", "samp_tri", []),  # the MSHC volumes are not in the shared samples
     "keypointnet": ("configs/keypointnet/cpu.yaml", "samp_gau", _AIRPLANES),
     "skeleton_merger": ("configs/skeleton_merger/cpu.yaml", "samp_gau", _AIRPLANES),
@@ -64,6 +71,25 @@ def _clock():
 def _since(start):
     wall, cpu = _clock()
     return wall - start[0], cpu - start[1]
+
+
+def _tile(batch, size: int):
+    """The batch repeated up to ``size`` samples where the data sample holds fewer (the config's batch shape)."""
+    import torch
+
+    n = len(batch["index"]) if "index" in batch else next(len(v) for v in batch.values() if hasattr(v, "__len__"))
+    if n >= size:
+        return batch
+    reps = -(-size // n)
+
+    def tile(v):
+        if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n:
+            return torch.cat([v] * reps)[:size]
+        if isinstance(v, list) and len(v) == n:
+            return (v * reps)[:size]
+        return v
+
+    return {k: tile(v) for k, v in batch.items()}
 
 
 def worker(task: str, method: str, warm: int, threads: int) -> dict:
@@ -85,7 +111,7 @@ def worker(task: str, method: str, warm: int, threads: int) -> dict:
     module, data = cli.model, cli.datamodule
     data.prepare_data()
     data.setup("fit")
-    batch = next(iter(data.train_dataloader()))
+    batch = _tile(next(iter(data.train_dataloader())), data.batch_size)
     optimizers = module.configure_optimizers()
     optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers
     if isinstance(optimizer, (list, tuple)):

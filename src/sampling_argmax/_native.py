@@ -7,8 +7,9 @@ gradient (backward). Eagerly that is ~20 tensor passes per cell-sample; here it 
 that the C compiler vectorizes, with the map row and its gradient row in the cache for all S samples. The
 per-axis work (basis offsets, anchors, read-out; S x (W + H [+ D]) values per map) stays in torch.
 
-Build: ``cc -O3 -march=native -fopenmp-simd -shared`` of the source below, into a temporary folder, once per
-process (under a second; no torch headers). Where no C compiler is found or the build fails, the eager chunk
+Build: ``cc -O3 -march=native -fopenmp-simd -shared`` of the source below (~2 s on the 2-core CI machine; no
+torch headers), kept in :func:`cache_dir` under a hash of the source, flags, compiler and processor, so later
+processes only load it. Where no C compiler is found or the build fails, the eager chunk
 functions run instead (see :mod:`._fused`). Rows of maps are split over ``torch.get_num_threads()`` threads
 (ctypes releases the GIL during the call).
 
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -121,35 +124,37 @@ void uniforms(const int32_t* keys, int64_t count, int64_t c0, int64_t c1, float*
 }
 """
 
-# One forward and one backward per (real type, relaxation form). ``w`` is the relaxed weight of cell ``x`` of
-# the current row; the grid is (n2, n1, n0) = (D, H, W) with x fastest, rows [r0, r1) of R, samples 0..C-1.
+# One forward and one backward per (real type, relaxation form): per map row r (of R, rows [r0, r1) here) and
+# sample c, the relaxed weights w of the whole map (one vector loop), then its per-axis sums (forward) or the
+# gradient's accumulation (backward) row by row; the grid is (n2, n1, n0) = (D, H, W), x fastest.
 _KERNELS = r"""
+static void weights_{mode}_{sfx}(const {real}* p, uint32_t base, uint32_t key, int64_t M, {real} inv_tau, {real}* w) {{
+    #pragma omp simd
+    for (int64_t m = 0; m < M; m++) {{  /* the whole map in one vector loop (rows may be short) */
+        {real} u = (({real})((mix(base + (uint32_t)m, key) >> 9) & 0x7FFFFFu) + ({real})0.5)
+                   * ({real})1.1920928955078125e-7;
+        {real} e = -log_{sfx}(u);
+        w[m] = {weight};
+    }}
+}}
+
 void forward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, int64_t R, int64_t r0, int64_t r1,
                           int64_t n0, int64_t n1, int64_t n2, int64_t nd, {real} inv_tau, {real}* sums) {{
     const int64_t M = n0 * n1 * n2, L = n0 + (nd > 1 ? n1 : 0) + (nd > 2 ? n2 : 0);
     double* acc = (double*)malloc(sizeof(double) * L);
-    {real}* wrow = ({real}*)malloc(sizeof({real}) * n0);
+    {real}* w = ({real}*)malloc(sizeof({real}) * M);
     for (int64_t r = r0; r < r1; r++) {{
         for (int64_t c = 0; c < C; c++) {{
-            const uint32_t key = (uint32_t)keys[c];
+            weights_{mode}_{sfx}(prep + r * M, (uint32_t)(r * M), (uint32_t)keys[c], M, inv_tau, w);
             memset(acc, 0, sizeof(double) * L);
             for (int64_t z = 0; z < n2; z++) {{
                 for (int64_t y = 0; y < n1; y++) {{
-                    const int64_t start = (z * n1 + y) * n0;
-                    const {real}* p = prep + r * M + start;
-                    const uint32_t base = (uint32_t)(r * M + start);
-                    #pragma omp simd
-                    for (int64_t x = 0; x < n0; x++) {{
-                        {real} u = (({real})((mix(base + (uint32_t)x, key) >> 9) & 0x7FFFFFu) + ({real})0.5)
-                                   * ({real})1.1920928955078125e-7;
-                        {real} e = -log_{sfx}(u);
-                        wrow[x] = {weight};
-                    }}
+                    const {real}* wr = w + (z * n1 + y) * n0;
                     double row = 0;
                     #pragma omp simd reduction(+:row)
                     for (int64_t x = 0; x < n0; x++) {{
-                        acc[x] += wrow[x];
-                        row += wrow[x];
+                        acc[x] += wr[x];
+                        row += wr[x];
                     }}
                     if (nd > 1) acc[n0 + y] += row;
                     if (nd > 2) acc[n0 + n1 + z] += row;
@@ -160,54 +165,41 @@ void forward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, in
         }}
     }}
     free(acc);
-    free(wrow);
+    free(w);
 }}
 
 void backward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, int64_t R, int64_t r0, int64_t r1,
                            int64_t n0, int64_t n1, int64_t n2, int64_t nd, {real} inv_tau, const {real}* total,
                            const {real}* terms, {real} scale, {real}* grad, {real}* relaxed) {{
     const int64_t M = n0 * n1 * n2, L = n0 + (nd > 1 ? n1 : 0) + (nd > 2 ? n2 : 0);
+    {real}* w = ({real}*)malloc(sizeof({real}) * M);
     for (int64_t r = r0; r < r1; r++) {{
         for (int64_t c = 0; c < C; c++) {{
-            const uint32_t key = (uint32_t)keys[c];
+            weights_{mode}_{sfx}(prep + r * M, (uint32_t)(r * M), (uint32_t)keys[c], M, inv_tau, w);
             const {real} inv_total = ({real})1 / total[c * R + r], k = scale * inv_total;
             const {real}* a = terms + (c * R + r) * L;
             for (int64_t z = 0; z < n2; z++) {{
                 for (int64_t y = 0; y < n1; y++) {{
                     const int64_t start = (z * n1 + y) * n0;
-                    const {real}* p = prep + r * M + start;
+                    const {real}* wr = w + start;
                     {real}* g = grad + r * M + start;
-                    const uint32_t base = (uint32_t)(r * M + start);
                     const {real} off = (nd > 1 ? a[n0 + y] : 0) + (nd > 2 ? a[n0 + n1 + z] : 0);
+                    #pragma omp simd
+                    for (int64_t x = 0; x < n0; x++) g[x] += k * wr[x] * (a[x] + off);
                     if (relaxed) {{
                         {real}* out = relaxed + (c * R + r) * M + start;
                         #pragma omp simd
-                        for (int64_t x = 0; x < n0; x++) {{
-                            {real} u = (({real})((mix(base + (uint32_t)x, key) >> 9) & 0x7FFFFFu) + ({real})0.5)
-                                       * ({real})1.1920928955078125e-7;
-                            {real} e = -log_{sfx}(u);
-                            {real} w = {weight};
-                            g[x] += k * w * (a[x] + off);
-                            out[x] = w * inv_total;
-                        }}
-                    }} else {{
-                        #pragma omp simd
-                        for (int64_t x = 0; x < n0; x++) {{
-                            {real} u = (({real})((mix(base + (uint32_t)x, key) >> 9) & 0x7FFFFFu) + ({real})0.5)
-                                       * ({real})1.1920928955078125e-7;
-                            {real} e = -log_{sfx}(u);
-                            {real} w = {weight};
-                            g[x] += k * w * (a[x] + off);
-                        }}
+                        for (int64_t x = 0; x < n0; x++) out[x] = wr[x] * inv_total;
                     }}
                 }}
             }}
         }}
     }}
+    free(w);
 }}
 """
 
-_WEIGHTS = {"one": "p[x] / e", "bounded": "exp_{sfx}(p[x] - log_{sfx}(e) * inv_tau)"}
+_WEIGHTS = {"one": "p[m] / e", "bounded": "exp_{sfx}(p[m] - log_{sfx}(e) * inv_tau)"}
 
 
 def source() -> str:
@@ -253,21 +245,69 @@ def failure() -> str | None:
     return _failure[0] if _failure else None
 
 
+def cache_dir() -> str:
+    """Where built kernels are kept between processes: ``$SAMPLING_ARGMAX_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/sampling_argmax``, else ``~/.cache/sampling_argmax``."""
+    if os.environ.get("SAMPLING_ARGMAX_CACHE_DIR"):
+        return os.environ["SAMPLING_ARGMAX_CACHE_DIR"]
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sampling_argmax")
+
+
+@functools.cache
+def _cache_key(cc: str) -> str:
+    """The source, flags, compiler (its path and version) and processor (``-march=native``) of a build."""
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    cpu = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = "".join(line for line in f.read().splitlines(True)[:40] if line.startswith(("model name", "flags")))
+    text = "\0".join([source(), " ".join(FLAGS), os.path.realpath(cc), version, platform.machine(), cpu])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def cached_path() -> str | None:
+    """Where this machine's build is (or would be) cached; None without a C compiler."""
+    cc = compiler()
+    return None if cc is None else os.path.join(cache_dir(), f"kernels-{_cache_key(cc)}.so")
+
+
+def is_cached() -> bool:
+    """Whether a build for this source, compiler and processor is in the cache (loading it costs ~nothing)."""
+    try:
+        path = cached_path()
+    except Exception:  # noqa: BLE001 -- a compiler that cannot even say its version: build (and fail) later
+        return False
+    return path is not None and os.path.exists(path)
+
+
 def _build():
     cc = compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (set CC, or install cc/gcc/clang)")
+    cached = cached_path()
+    if os.path.exists(cached):
+        return _declare(ctypes.CDLL(cached))
     folder = tempfile.mkdtemp(prefix="sampling_argmax_")
     try:
         src, lib = os.path.join(folder, "kernels.c"), os.path.join(folder, "kernels.so")
         with open(src, "w") as f:
             f.write(source())
-        done = subprocess.run([cc, *FLAGS, src, "-o", lib], capture_output=True, text=True, timeout=120)
+        done = subprocess.run([cc, *FLAGS, src, "-o", lib], capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"{cc} failed: {done.stderr.strip()[-500:]}")
+        try:  # keep it for the next process; os.replace is atomic, so a concurrent build cannot tear it
+            os.makedirs(cache_dir(), exist_ok=True)
+            os.replace(lib, cached)
+            lib = cached
+        except OSError:
+            pass  # a read-only cache folder: load the build from the temporary folder
         library = ctypes.CDLL(lib)
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # the loaded library stays mapped
+    return _declare(library)
+
+
+def _declare(library):
     i64, i32p, vp = ctypes.c_int64, ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
     library.uniforms.argtypes = [i32p, i64, i64, i64, vp, vp]
     library.uniforms.restype = None

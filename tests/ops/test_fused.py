@@ -248,12 +248,14 @@ def test_small_temperatures_run_the_eager_chunk_functions(native):
     assert _fused.kind(logits.half(), "one") == "eager"
 
 
-def test_auto_builds_the_kernel_once_eager_calls_paid_for_it(monkeypatch):
+def test_auto_builds_the_kernel_once_eager_calls_paid_for_it(monkeypatch, tmp_path):
     # the ski-rental rule: eager until BUILD_AFTER_CELL_SAMPLES cell-samples, then build and stay native
     monkeypatch.delenv("SAMPLING_ARGMAX_FUSED", raising=False)
+    monkeypatch.setenv("SAMPLING_ARGMAX_CACHE_DIR", str(tmp_path / "cache"))  # nothing built yet
     monkeypatch.setattr(_native, "_library", [])
     monkeypatch.setattr(_native, "_failure", [])
     monkeypatch.setattr(_fused, "_eager_cell_samples", [0])
+    monkeypatch.setattr(_fused, "_checked_cache", [])
     logits = torch.randn(2, 3, 6, 5)  # 180 cells: 900 cell-samples per call of S = 5
     monkeypatch.setattr(_fused, "BUILD_AFTER_CELL_SAMPLES", 2 * 900)
     calls = []
@@ -264,6 +266,15 @@ def test_auto_builds_the_kernel_once_eager_calls_paid_for_it(monkeypatch):
     third = sampling_argmax(logits, 5, generator=torch.Generator().manual_seed(0))
     assert _native.library(build=False) is not None and len(calls) == 1
     torch.testing.assert_close(third, first[0], rtol=1e-5, atol=1e-5)  # same seed, same samples
+    # the next process finds the build in the cache: native from its first call, nothing compiled
+    (built,) = (tmp_path / "cache").glob("kernels-*.so")
+    stamp = built.stat().st_mtime_ns
+    monkeypatch.setattr(_native, "_library", [])
+    monkeypatch.setattr(_fused, "_eager_cell_samples", [0])
+    monkeypatch.setattr(_fused, "_checked_cache", [])
+    monkeypatch.setattr(_native.subprocess, "run", None)  # no compiler run (the cache key's version is memoized)
+    sampling_argmax(logits, 5, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 2 and built.stat().st_mtime_ns == stamp
 
 
 def test_no_c_compiler_falls_back_to_the_eager_path_with_one_warning(monkeypatch):
@@ -271,6 +282,7 @@ def test_no_c_compiler_falls_back_to_the_eager_path_with_one_warning(monkeypatch
     monkeypatch.setattr(_native, "_library", [])
     monkeypatch.setattr(_native, "_failure", [])
     monkeypatch.setattr(_native, "compiler", lambda: None)
+    monkeypatch.setattr(_fused, "_checked_cache", [])
     _fused._warn_once.cache_clear()
     logits = torch.randn(2, 3, 6, 5)
     with pytest.warns(RuntimeWarning, match="native CPU kernel could not be built: .*no C compiler found"):
