@@ -6,8 +6,10 @@ took 40-45 s per process from an empty cache on the 2-core CI machine, and print
 "auto" does not build it for the first calls of a process: it runs the eager chunk functions until the eager
 time spent would have paid for the build (``BUILD_AFTER_CELL_SAMPLES`` cell-samples, from the measured build
 time and eager-minus-native cost per cell-sample; the "ski rental" rule, at most twice the better choice in
-hindsight), then builds and stays native; a build that an earlier process left in the cache
-(:func:`._native.cache_dir`) is loaded at once. The native kernel computes the relaxation forms "one" and
+hindsight), then builds and stays native. A build that an earlier process left in the cache
+(:func:`._native.cache_dir`) makes that build instant, but "auto" still runs the same first calls eagerly: so
+which path a call takes depends on the process's own calls only, never on the cache, and a seeded run gives
+the same numbers whether or not the cache was filled (eager and native agree to float rounding only). The native kernel computes the relaxation forms "one" and
 "bounded" (tau >= 0.3); the "shifted" form of small temperatures runs eagerly (see :mod:`._native`).
 
 **Other devices** (CUDA): ``torch.compile`` of the chunk functions, once per shape, dtype and static
@@ -46,7 +48,6 @@ NATIVE_ON_CPU = True
 
 _broken: list[str] = []  # why compilation failed in this process (then everything runs eagerly)
 _eager_cell_samples = [0]  # cell-samples "auto" ran eagerly on CPU in this process (the rent paid so far)
-_checked_cache: list[bool] = []  # [whether an earlier process left a build in the cache], once per process
 
 
 def enabled() -> bool:
@@ -66,10 +67,6 @@ def worth_it(cell_samples: int, device: torch.device | None = None) -> bool:
             return True
         if _native.failure() is not None:
             return False
-        if not _checked_cache:
-            _checked_cache.append(_native.is_cached())
-        if _checked_cache[0]:  # built by an earlier process: loading costs ~nothing
-            return True
         _eager_cell_samples[0] += cell_samples
         return _eager_cell_samples[0] > BUILD_AFTER_CELL_SAMPLES
     return cell_samples >= FUSED_MIN_CELL_SAMPLES

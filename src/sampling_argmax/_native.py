@@ -271,15 +271,6 @@ def cached_path() -> str | None:
     return None if cc is None else os.path.join(cache_dir(), f"kernels-{_cache_key(cc)}.so")
 
 
-def is_cached() -> bool:
-    """Whether a build for this source, compiler and processor is in the cache (loading it costs ~nothing)."""
-    try:
-        path = cached_path()
-    except Exception:  # noqa: BLE001 -- a compiler that cannot even say its version: build (and fail) later
-        return False
-    return path is not None and os.path.exists(path)
-
-
 def _build():
     cc = compiler()
     if cc is None:
