@@ -4,11 +4,12 @@
     python benchmarks/operator.py --tasks coco synthetic --threads 1 --busy 1    # with one competing busy process
     python benchmarks/operator.py --tasks coco-flat --implementations chunked    # peak for S = 1, 10, 30, 50
     python benchmarks/operator.py --tasks coco --taus 1 0.5 --bases triangular gaussian --samples 10 30
+    python benchmarks/operator.py --tasks coco mtfl h36m --implementations fused chunked --taus 1 0.5  # docs/performance.md
 
 Every case runs ``loss = |y - t|.mean(); loss.backward()`` on fixed random logits, the way training does.
 Time: the **median** over ``--repeats`` timed runs, the cases **interleaved** (repetition r of every case
 runs before repetition r + 1 of any), after one untimed warm-up run per case (which for "fused" includes
-compiling; its time is printed as ``first call``), on two clocks: wall time, and the process's CPU time
+building the native CPU kernel, ~2 s, or compiling on a GPU; its time is printed as ``first call``), on two clocks: wall time, and the process's CPU time
 (``time.process_time``: with one thread, the time the work itself took, without the waits for a core that a
 machine shared with other jobs adds to the wall clock; with several threads it sums them). Ratios are to
 soft-argmax measured in the same run and thread setting; the load average is printed.

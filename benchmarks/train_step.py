@@ -1,117 +1,195 @@
-"""One training step (model forward, method loss, backward, Adam step) of each of the paper's six methods
-with the task's model, as ratios to Soft's step measured in the same run.
+"""One training step of each task's real model, data and shapes: a sampling method against Soft, cold and warm.
 
-    python benchmarks/train_step.py --tasks synthetic mtfl-cpu --threads 1
-    python benchmarks/train_step.py --tasks coco --methods soft samp_tri --repeats 2   # ResNet-50: ~1 min a step
+    python benchmarks/train_step.py --tasks synthetic mtfl oct keypointnet skeleton_merger --runs 3
+    python benchmarks/train_step.py --tasks coco h36m --runs 1 --warm 2      # ResNet-50: minutes a step on CPU
 
-Shapes and models are the configs': ``synthetic`` (configs/synthetic.yaml: SmallHeatmapNet width 16, batch 32
-of 48x48 images, 3 keypoints, 24x24 maps), ``mtfl-cpu`` (configs/mtfl/cpu.yaml: ResNet-18 + 4 deconvolutions of
-64, batch 32 of 64x64 images, 5 landmarks, 32x32 maps), ``coco`` (configs/coco.yaml: SimpleBaseline ResNet-50 +
-3 deconvolutions of 256, batch 32 of 256x192 images, 17 keypoints, 64x48 maps). Random images and targets; the
-sampling methods at the paper's N_s = 30 and epoch 0 (tau = 2). The sampling methods run with the
-``implementation="auto"`` choice (``fused`` from 2^22 cell-samples per call) and, as ``<name>/chunked``, with
-``SAMPLING_ARGMAX_FUSED=0``. Time: the median over ``--repeats`` interleaved steps after one warm-up step each
-(which includes compiling), wall and process CPU time (see ``benchmarks/operator.py``).
+Each task is its config (the model, data module and method arguments that ``sampling-argmax fit --config``
+builds), one batch of the task's data (the samples in ``$SAMPLING_ARGMAX_DATA``, default ``../shared/data``;
+repeated up to the config's batch size where a sample holds fewer), and a step =
+``training_step`` (model forward + the method's loss) + backward + the optimizer's step, as in ``fit``:
+
+| task | config | sampling method | maps |
+|---|---|---|---|
+| synthetic | configs/synthetic.yaml | samp_tri | 32 x 3 x 24 x 24 |
+| mtfl | configs/mtfl/cpu.yaml | samp_tri | 32 x 5 x 32 x 32 |
+| coco | configs/coco.yaml | samp_tri | 32 x 17 x 64 x 48 (ResNet-50) |
+| h36m | configs/h36m/paper.yaml | samp_tri | 16 x 18 x 64^3 volumes, S = 10 (ResNet-50) |
+| oct | configs/synthetic_oct.yaml | samp_tri | 8 x 9 boundaries x 64 columns x 128 rows, S = 5 |
+| keypointnet | configs/keypointnet/cpu.yaml | samp_gau | 8 x K x 2048 points (PointNet++) |
+| skeleton_merger | configs/skeleton_merger/cpu.yaml | samp_gau | 8 x K x 2048 points |
+
+(point sets have only the Gaussian basis, so their sampling method is samp_gau; OCT runs the synthetic OCT data
+with configs/oct/cpu.yaml's network, as the shared samples hold no MSHC volume.) Every (task, method) runs in a
+**fresh process** (``--worker``), so its first step is a cold start: first calls, lazy initializations and, for
+the sampling method, whatever the default "auto" path does first (:mod:`sampling_argmax._fused`). Printed per
+task: the first step (cold) and the median of ``--warm`` later steps (warm), each as wall time and the process's
+CPU time, and their ratios sampling / Soft; the two methods' processes alternate (Soft, sampling, Soft, ...)
+``--runs`` times and the ratios are medians over runs. After the first step the sampling method's process
+builds the native CPU kernel (what "auto" does by itself once a process's eager calls have paid for it, after
+2^26 cell-samples: e.g. 20 steps of the synthetic task, 2 of COCO; the build time is printed) and runs one
+untimed step, so warm is the steady state of a training run. One intra-op thread by default (``--threads``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-import torch
-
-from sampling_argmax.methods import PAPER_METHODS, paper_method
-from sampling_argmax.models import ResNetDeconv, SmallHeatmapNet
-
-TASKS = {  # name: (model factory, input shape (B, C, H, W), keypoints)
-    "synthetic": (lambda: SmallHeatmapNet(num_keypoints=3, dims=2, in_channels=1, width=16), (32, 1, 48, 48), 3),
-    "mtfl-cpu": (lambda: ResNetDeconv(depth=18, num_keypoints=5, deconv_channels=64, num_deconv=4), (32, 3, 64, 64),
-                 5),
-    "coco": (lambda: ResNetDeconv(depth=50, num_keypoints=17), (32, 3, 256, 192), 17),
+ROOT = Path(__file__).resolve().parents[1]
+_AIRPLANES = ["--data.init_args.data_root", "{data}/keypointnet/airplane-sample", "--data.init_args.splits_dir",
+              "{data}/keypointnet/splits", "--data.init_args.missing_clouds", "skip",
+              "--data.init_args.val_split", "test"]  # the 13-cloud airplane sample
+_H36M = ["--data.init_args.data_root", "{data}/h36m", "--data.init_args.train_annotation", "test_h36m_body3d.npz",
+         "--data.init_args.test_annotation", "test_h36m_body3d.npz", "--data.init_args.train_subjects",
+         '["S1", "S5", "S7", "S8"]', "--data.init_args.test_subjects", '["S1", "S5", "S7", "S8"]',
+         "--data.init_args.train_stride", "1", "--data.init_args.test_stride", "1", "--data.init_args.mpii_root",
+         "{data}/mpii", "--data.init_args.mpii_annotation", "test_mpii.json"]  # the mmpose fixtures
+TASKS = {  # name: (config, sampling method, extra arguments; {data} = $SAMPLING_ARGMAX_DATA)
+    "synthetic": ("configs/synthetic.yaml", "samp_tri", []),
+    "mtfl": ("configs/mtfl/cpu.yaml", "samp_tri", []),
+    "coco": ("configs/coco.yaml", "samp_tri", ["--data.data_root", "{data}/coco/coco-mini",
+                                               "--data.val_split", "train2017"]),
+    "h36m": ("configs/h36m/paper.yaml", "samp_tri", _H36M),
+    "oct": ("configs/synthetic_oct.yaml", "samp_tri", []),  # the MSHC volumes are not in the shared samples
+    "keypointnet": ("configs/keypointnet/cpu.yaml", "samp_gau", _AIRPLANES),
+    "skeleton_merger": ("configs/skeleton_merger/cpu.yaml", "samp_gau", _AIRPLANES),
 }
 
 
-def _step(model, optimizer, method, images, target, fused):
-    def run():
-        previous = os.environ.get("SAMPLING_ARGMAX_FUSED")
-        os.environ["SAMPLING_ARGMAX_FUSED"] = "1" if fused else "0"
-        try:
-            optimizer.zero_grad(set_to_none=True)
-            logits = method.maps(model(images))
-            loss = method.loss(logits, target[:, :, : logits.dim() - 2] * torch.tensor(logits.shape[:1:-1]))
-            loss.backward()
-            optimizer.step()
-        finally:
-            if previous is None:
-                del os.environ["SAMPLING_ARGMAX_FUSED"]
-            else:
-                os.environ["SAMPLING_ARGMAX_FUSED"] = previous
-
-    return run
+def _clock():
+    return time.perf_counter(), time.process_time()
 
 
-def benchmark(task, repeats, methods=PAPER_METHODS, seed=0):
-    factory, shape, keypoints = TASKS[task]
-    torch.manual_seed(seed)
-    model = factory()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    images = torch.randn(shape)
-    target = torch.rand(shape[0], keypoints, 2)  # fraction of the map size, x then y
-    cases = []
-    for name in dict.fromkeys(("soft", *methods)):  # Soft first: the ratios' reference
-        method = paper_method(name)
-        cases.append((name, _step(model, optimizer, method, images, target, True)))
-        if name.startswith("samp"):
-            cases.append((f"{name}/chunked", _step(model, optimizer, method, images, target, False)))
-    first, wall, cpu = [], {name: [] for name, _ in cases}, {name: [] for name, _ in cases}
-    for _, run in cases:
-        start = time.perf_counter()
-        run()
-        first.append(time.perf_counter() - start)
-    for _ in range(repeats):
-        for name, run in cases:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            run()
-            cpu[name].append(time.process_time() - start_cpu)
-            wall[name].append(time.perf_counter() - start)
-    w = {name: statistics.median(t) for name, t in wall.items()}
-    c = {name: statistics.median(t) for name, t in cpu.items()}
-    return [(task, name, w[name], w[name] / w["soft"], c[name], c[name] / c["soft"], f)
-            for (name, _), f in zip(cases, first)]
+def _since(start):
+    wall, cpu = _clock()
+    return wall - start[0], cpu - start[1]
+
+
+def _tile(batch, size: int):
+    """The batch repeated up to ``size`` samples where the data sample holds fewer (the config's batch shape)."""
+    import torch
+
+    n = len(batch["index"]) if "index" in batch else next(len(v) for v in batch.values() if hasattr(v, "__len__"))
+    if n >= size:
+        return batch
+    reps = -(-size // n)
+
+    def tile(v):
+        if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n:
+            return torch.cat([v] * reps)[:size]
+        if isinstance(v, list) and len(v) == n:
+            return (v * reps)[:size]
+        return v
+
+    return {k: tile(v) for k, v in batch.items()}
+
+
+def worker(task: str, method: str, warm: int, threads: int) -> dict:
+    """Build the task in this process, time its first step and ``warm`` steady-state steps (JSON-able)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)  # as the CLI does
+    from sampling_argmax import _native
+    from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
+
+    start = _clock()
+    config, _, extra = TASKS[task]
+    extra = [a.format(data=os.environ.get("SAMPLING_ARGMAX_DATA", "")) for a in extra]
+    folder = tempfile.mkdtemp(prefix="train_step_")
+    os.chdir(folder)  # the CLI's run folders land here, not in the repository
+    cli = SamplingArgmaxCLI(args=["--config", str(ROOT / config), "--method", method, "--trainer.logger", "false",
+                                  "--trainer.default_root_dir", folder, *extra], run=False)
+    module, data = cli.model, cli.datamodule
+    data.prepare_data()
+    data.setup("fit")
+    batch = _tile(next(iter(data.train_dataloader())), data.batch_size)
+    optimizers = module.configure_optimizers()
+    optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers
+    if isinstance(optimizer, (list, tuple)):
+        optimizer = optimizer[0]
+    module.train()
+    setup = _since(start)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        module.training_step(batch, 0).backward()
+        optimizer.step()
+
+    begin = _clock()
+    step()
+    first = _since(begin)
+    begin = _clock()
+    if method != "soft" and _native.library(build=False) is None:
+        _native.library()  # what "auto" does once the process's eager calls paid for it (see _fused)
+    build = _since(begin)
+    step()  # a second untimed step: allocator caches
+    times = []
+    for _ in range(warm):
+        begin = _clock()
+        step()
+        times.append(_since(begin))
+    return {"setup": setup, "first": first, "build": build, "warm_wall": statistics.median(t[0] for t in times),
+            "warm_cpu": statistics.median(t[1] for t in times), "native": _native.library(build=False) is not None}
+
+
+def _run_worker(task, method, args) -> dict:
+    command = [sys.executable, __file__, "--worker", task, method, "--warm", str(args.warm), "--threads",
+               str(args.threads)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS=str(args.threads))
+    env.setdefault("SAMPLING_ARGMAX_DATA", str(ROOT.parent / "shared" / "data"))  # as tests/conftest.py
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{task}/{method} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["synthetic", "mtfl-cpu"])
-    parser.add_argument("--methods", nargs="+", choices=PAPER_METHODS, default=list(PAPER_METHODS))
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps per method, interleaved (median)")
-    parser.add_argument("--threads", nargs="+", type=int, default=[1], help="torch.set_num_threads settings")
-    parser.add_argument("--busy", type=int, default=0, help="competing busy processes during the run")
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["synthetic", "mtfl"])
+    parser.add_argument("--runs", type=int, default=3, help="fresh-process pairs (Soft, sampling) per task")
+    parser.add_argument("--warm", type=int, default=5, help="timed steady-state steps per process (median)")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads in each process")
+    parser.add_argument("--worker", nargs=2, metavar=("TASK", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be >= 1")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
-    print("| task | method | threads | busy | wall (ms) | wall / Soft's | CPU (ms) | CPU / Soft's | first step (s) |\n"
-          "|---|---|---|---|---|---|---|---|---|")
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
-    try:
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            for task in args.tasks:
-                for task_name, name, wall, wall_ratio, cpu, cpu_ratio, first in benchmark(task, args.repeats, args.methods):
-                    print(f"| {task_name} | {name} | {threads} | {args.busy} | {wall * 1e3:.0f} | {wall_ratio:.2f} | "
-                          f"{cpu * 1e3:.0f} | {cpu_ratio:.2f} | {first:.1f} |", flush=True)
-    finally:
-        for process in busy:
-            process.kill()
-            process.wait()
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.warm, args.threads)))
+        return
+    if args.runs < 1 or args.warm < 1:
+        parser.error("--runs and --warm must be >= 1")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}, {args.threads} thread(s) per process, load average "
+          f"{os.getloadavg()[0]:.1f} at start", flush=True)
+    print("| task | method | first step wall (s) | / Soft | first step CPU (s) | / Soft | warm wall (s) | / Soft | "
+          "warm CPU (s) | / Soft | warm path | build (s) |\n" + "|---" * 12 + "|", flush=True)
+    for task in args.tasks:
+        sampling = TASKS[task][1]
+        results = {"soft": [], sampling: []}
+        for _ in range(args.runs):
+            for method in results:
+                results[method].append(_run_worker(task, method, args))
+        ratios = {key: statistics.median(s[key] / b[key] if key.startswith("warm") else s["first"][i] / b["first"][i]
+                                         for s, b in zip(results[sampling], results["soft"]))
+                  for key, i in (("first_wall", 0), ("first_cpu", 1), ("warm_wall", None), ("warm_cpu", None))}
+        for method, rows in results.items():
+            med = {k: statistics.median(r["first"][i] for r in rows) for k, i in (("wall", 0), ("cpu", 1))}
+            warm = {k: statistics.median(r[f"warm_{k}"] for r in rows) for k in ("wall", "cpu")}
+            own = method == sampling
+            path = ("native" if rows[-1]["native"] else "eager") if own else "-"
+            build = f"{statistics.median(r['build'][0] for r in rows):.1f}" if own else "-"
+            fmt = (lambda key: f"{ratios[key]:.2f}") if own else (lambda key: "1.00")
+            print(f"| {task} | {method} | {med['wall']:.2f} | {fmt('first_wall')} | {med['cpu']:.2f} | "
+                  f"{fmt('first_cpu')} | {warm['wall']:.3f} | {fmt('warm_wall')} | {warm['cpu']:.3f} | "
+                  f"{fmt('warm_cpu')} | {path} | {build} |", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 

@@ -38,10 +38,12 @@ not holding S relaxed maps is drawing the noise twice. The chunk functions below
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
-from . import _fused
+from . import _fused, _native
 from ._checks import no_autocast
 from ._noise import LOG_E_BOUND, draw_seed, exponentials, sample_keys, uniforms
 from .bases import get_basis
@@ -54,7 +56,18 @@ CHUNK_BYTES = 8 * 2**20
 BOUNDED_MIN_TAU = 0.3
 
 
-def chunk_size(x: Tensor, num_samples: int) -> int:
+#: The native kernel's chunks: its per-sample tensors on a grid are per axis, (C, B, K, W + H [+ D]), and a few
+#: of them live at once; one is kept below an eighth of a map or ``AXIS_CHUNK_BYTES``, whichever is larger
+#: (small maps: fewer, larger chunks; the per-chunk overhead is ~20 small torch ops).
+AXIS_CHUNK_BYTES = 2**18
+
+
+def chunk_size(x: Tensor, num_samples: int, length: int | None = None) -> int:
+    """Samples per chunk: maps (eager, compiled, native on points) or, given ``length``, per-axis vectors of that
+    length (native on grids)."""
+    if length is not None:
+        budget = max(AXIS_CHUNK_BYTES, x.numel() * x.element_size() // 8)
+        return max(1, min(num_samples, budget // (x.shape[0] * x.shape[1] * length * x.element_size())))
     return max(1, min(num_samples, CHUNK_BYTES // (2 * x.numel() * x.element_size())))
 
 
@@ -65,12 +78,13 @@ def relax_mode(tau: float) -> str:
 def prepare(x: Tensor, tau: float, gumbel: str, mode: str) -> Tensor:
     """The per-call, per-cell part of the log-weights (see the module docstring), ``(B, K, M)``."""
     shifted = x - x.detach().amax(-1, keepdim=True)  # <= 0; r does not depend on the shift: no gradient
+    inplace = not shifted.requires_grad  # inside the autograd Function: one map, not two
     if mode == "one":
-        return shifted.exp()
+        return shifted.exp_() if inplace else shifted.exp()
     scale = 1.0 if gumbel == "authors" else 1.0 / tau
     if mode == "bounded":
-        return shifted * scale - LOG_E_BOUND / tau
-    return shifted * (scale * tau)
+        return shifted.mul_(scale).sub_(LOG_E_BOUND / tau) if inplace else shifted * scale - LOG_E_BOUND / tau
+    return shifted.mul_(scale * tau) if inplace else shifted * (scale * tau)
 
 
 def relaxed_weights(prep: Tensor, e: Tensor, inv_tau: Tensor, mode: str) -> Tensor:
@@ -85,12 +99,12 @@ def relaxed_weights(prep: Tensor, e: Tensor, inv_tau: Tensor, mode: str) -> Tens
 
 
 def perturbed_positions(keys: Tensor, batch: int, keypoints: int, positions: Tensor, basis: str, sigma: float,
-                        dtype: torch.dtype) -> Tensor:
-    """Cell positions plus basis offsets, ``(C, B, K, L)``; ``positions`` (L,) for grids, (B, 1, L) for points."""
+                        dtype: torch.dtype, draw=uniforms) -> Tensor:
+    """Cell positions plus basis offsets, ``(C, B, K, L)``; ``positions`` (L,) for grids, (B, 1, L) for points.
+    ``draw``: the uniforms' implementation (:func:`._noise.uniforms` or the native kernel's, same bits)."""
     c, length = keys.shape[0], positions.shape[-1]
     count = batch * keypoints * length
-    offsets = get_basis(basis, sigma).from_uniforms(uniforms(keys[:, 1], count, dtype),
-                                                   uniforms(keys[:, 2], count, dtype))
+    offsets = get_basis(basis, sigma).from_uniforms(draw(keys[:, 1], count, dtype), draw(keys[:, 2], count, dtype))
     return offsets.view(c, batch, keypoints, length).add_(positions)
 
 
@@ -115,28 +129,51 @@ def _anchor_(perturbed: Tensor, index: Tensor, segments: Tensor) -> Tensor:
     return anchor
 
 
-def forward_chunk(prep: Tensor, keys: Tensor, inv_tau: Tensor, positions: Tensor, segments: Tensor, mode: str,
-                  grid: tuple[int, ...] | None, sizes: tuple[int, ...], basis: str, sigma: float):
-    """Samples of one chunk: ``keys`` (C, STREAMS) -> anchor-relative read-out, anchors, anchor index into L
-    (each (C, B, K, dims)) and the totals ``sum w`` (C, B, K, 1). ``positions``, ``segments``: see
-    :func:`layout`."""
-    c, (b, k, m) = keys.shape[0], prep.shape
-    starts = torch.tensor([sum(sizes[:a]) for a in range(len(sizes))], device=prep.device)
-    w = relaxed_weights(prep, exponentials(keys[:, 0], b * k * m, prep.dtype).view(c, b, k, m), inv_tau, mode)
-    perturbed = perturbed_positions(keys, b, k, positions, basis, sigma, prep.dtype)
+def read_out(sums: Tensor, perturbed: Tensor, segments: Tensor, grid: tuple[int, ...] | None,
+             sizes: tuple[int, ...]):
+    """From the per-axis sums of w (C, B, K, L') -- the unnormalized marginals of a grid, w itself on a point set
+    -- and the perturbed positions (C, B, K, L; anchored in place): anchor-relative read-out, anchors, anchor index
+    into L (each (C, B, K, dims)) and the totals ``sum w`` (C, B, K, 1)."""
+    starts = torch.tensor([sum(sizes[:a]) for a in range(len(sizes))], device=sums.device)
     if grid is None:  # points: every axis reads the same weights
-        total = w.sum(-1, keepdim=True)
-        r = w / total
+        total = sums.sum(-1, keepdim=True)
+        r = sums / total
         index = r.argmax(-1, keepdim=True) + starts
         anchor = _anchor_(perturbed, index, segments)
         return (r.unsqueeze(-2) * perturbed.unflatten(-1, (len(sizes), -1))).sum(-1), anchor, index, total
-    wv = w.view(c, b, k, *grid)
-    margs = [grid_marginal(wv, grid, a) for a in range(len(grid))]
-    total = margs[0].sum(-1, keepdim=True)
-    marg = torch.cat(margs, dim=-1) / total
-    index = torch.cat([m.argmax(-1, keepdim=True) for m in margs], dim=-1) + starts
+    total = sums[..., : sizes[0]].sum(-1, keepdim=True)
+    index = torch.cat([m.argmax(-1, keepdim=True) for m in sums.split(sizes, dim=-1)], dim=-1) + starts
     anchor = _anchor_(perturbed, index, segments)
-    return (marg * perturbed) @ segments, anchor, index, total
+    return (sums / total * perturbed) @ segments, anchor, index, total
+
+
+def forward_chunk(prep: Tensor, keys: Tensor, inv_tau: Tensor, positions: Tensor, segments: Tensor, mode: str,
+                  grid: tuple[int, ...] | None, sizes: tuple[int, ...], basis: str, sigma: float):
+    """Samples of one chunk: ``keys`` (C, STREAMS) -> :func:`read_out`'s four tensors. ``positions``,
+    ``segments``: see :func:`layout`."""
+    c, (b, k, m) = keys.shape[0], prep.shape
+    w = relaxed_weights(prep, exponentials(keys[:, 0], b * k * m, prep.dtype).view(c, b, k, m), inv_tau, mode)
+    sums = w if grid is None else torch.cat([grid_marginal(w.view(c, b, k, *grid), grid, a)
+                                             for a in range(len(grid))], dim=-1)
+    perturbed = perturbed_positions(keys, b, k, positions, basis, sigma, prep.dtype)
+    return read_out(sums, perturbed, segments, grid, sizes)
+
+
+def native_forward_chunk(prep: Tensor, keys: Tensor, tau: float, positions: Tensor, segments: Tensor, mode: str,
+                         grid: tuple[int, ...] | None, sizes: tuple[int, ...], basis: str, sigma: float):
+    """:func:`forward_chunk` with the per-cell work in the native CPU kernel (:mod:`._native`)."""
+    c, (b, k, _) = keys.shape[0], prep.shape
+    sums = _native.forward_sums(prep, keys[:, 0].contiguous(), 1.0 / tau, mode, grid)
+    perturbed = perturbed_positions(keys, b, k, positions, basis, sigma, prep.dtype, _native.uniforms)
+    return read_out(sums, perturbed, segments, grid, sizes)
+
+
+def axis_terms(keys: Tensor, batch: int, keypoints: int, positions: Tensor, segments: Tensor, index: Tensor,
+               g: Tensor, basis: str, sigma: float, dtype: torch.dtype, draw=uniforms) -> Tensor:
+    """``v`` (C, B, K, L): each axis's anchor-relative perturbed positions times its output gradient."""
+    perturbed = perturbed_positions(keys, batch, keypoints, positions, basis, sigma, dtype, draw)
+    _anchor_(perturbed, index, segments)
+    return perturbed.mul_(g @ segments.T)
 
 
 def backward_chunk(grad_x: Tensor, prep: Tensor, keys: Tensor, inv_tau: Tensor, positions: Tensor,
@@ -148,9 +185,7 @@ def backward_chunk(grad_x: Tensor, prep: Tensor, keys: Tensor, inv_tau: Tensor, 
     c, (b, k, m) = keys.shape[0], prep.shape
     r = relaxed_weights(prep, exponentials(keys[:, 0], b * k * m, prep.dtype).view(c, b, k, m), inv_tau, mode)
     r = r.div_(total)
-    perturbed = perturbed_positions(keys, b, k, positions, basis, sigma, prep.dtype)
-    _anchor_(perturbed, index, segments)
-    v = perturbed.mul_(g @ segments.T)  # (C, B, K, L): each axis's positions times its output gradient
+    v = axis_terms(keys, b, k, positions, segments, index, g, basis, sigma, prep.dtype)
     if grid is None:
         grad_points = torch.einsum("cbkn,cbkd->bnd", r, g)
         weight = v.unflatten(-1, (len(sizes), -1)).sum(-2).sub_(inner)  # (C, B, K, N)
@@ -166,28 +201,49 @@ def backward_chunk(grad_x: Tensor, prep: Tensor, keys: Tensor, inv_tau: Tensor, 
     return grad_points
 
 
+def native_backward_chunk(grad_x: Tensor, prep: Tensor, keys: Tensor, tau: float, positions: Tensor,
+                          segments: Tensor, total: Tensor, index: Tensor, g: Tensor, inner: Tensor, scale: float,
+                          mode: str, grid: tuple[int, ...] | None, sizes: tuple[int, ...], basis: str,
+                          sigma: float) -> Tensor | None:
+    """:func:`backward_chunk` with the per-cell work in the native CPU kernel (:mod:`._native`)."""
+    c, (b, k, _) = keys.shape[0], prep.shape
+    v = axis_terms(keys, b, k, positions, segments, index, g, basis, sigma, prep.dtype, _native.uniforms)
+    if grid is None:
+        terms = v.unflatten(-1, (len(sizes), -1)).sum(-2).sub_(inner)  # (C, B, K, N)
+    else:
+        terms = v
+        terms[..., : sizes[0]] -= inner
+    r = _native.backward_accumulate(grad_x, prep, keys[:, 0].contiguous(), 1.0 / tau, mode, grid, total, terms,
+                                    scale, grid is None)
+    return None if r is None else torch.einsum("cbkn,cbkd->bnd", r, g)
+
+
 class SamplingArgmaxFunction(torch.autograd.Function):
     """``(x (B,K,M), points (B,N,d) | None) -> samples (B, K, S, dims)``; see the module docstring.
     ``fused``: run the chunk functions through ``torch.compile`` (:mod:`._fused`)."""
 
     @staticmethod
     def forward(ctx, x, points, grid, num_samples, tau, gumbel, basis, sigma, seed, fused):
-        b, k, _ = x.shape
         mode = relax_mode(tau)
+        kind = _fused.kind(x, mode) if fused else "eager"
         positions, segments, sizes = layout(grid, points, x)
         keys = sample_keys(seed, num_samples, x.device)
         prep = prepare(x, tau, gumbel, mode)
-        inv_tau = x.new_tensor(1.0 / tau)
-        chunk = chunk_size(x, num_samples)
-        run = _fused.compiled(forward_chunk) if fused else forward_chunk
+        if kind == "native":  # on a grid the kernel's per-sample output is per axis: chunks of many samples
+            chunk = chunk_size(x, num_samples, positions.shape[-1] if grid is not None else None)
+            run = functools.partial(native_forward_chunk, prep, tau=tau)
+        else:
+            chunk = chunk_size(x, num_samples)
+            run = functools.partial(_fused.compiled(forward_chunk) if kind == "compiled" else forward_chunk, prep,
+                                    inv_tau=x.new_tensor(1.0 / tau))
         results = []
         for s0 in range(0, num_samples, chunk):
-            results.append(run(prep, keys[s0 : s0 + chunk], inv_tau, positions, segments, mode, grid, sizes, basis,
-                               sigma))
+            results.append(run(keys=keys[s0 : s0 + chunk], positions=positions, segments=segments, mode=mode,
+                               grid=grid, sizes=sizes, basis=basis, sigma=sigma))
         relative, anchors, index, total = (torch.cat(parts) for parts in zip(*results))
         out = (relative + anchors).permute(1, 2, 0, 3).contiguous()  # (B, K, S, dims)
         ctx.save_for_backward(x, points, relative, index, total)
-        ctx.config = (grid, tau, gumbel, basis, sigma, seed, fused)
+        ctx.config = (grid, tau, gumbel, basis, sigma, seed, kind)
         return out
 
     @staticmethod
@@ -199,25 +255,29 @@ class SamplingArgmaxFunction(torch.autograd.Function):
     @staticmethod
     def _backward(ctx, grad_out):
         x, points, relative, index, total = ctx.saved_tensors
-        grid, tau, gumbel, basis, sigma, seed, fused = ctx.config
+        grid, tau, gumbel, basis, sigma, seed, kind = ctx.config
         num_samples = relative.shape[0]
         mode = relax_mode(tau)
         positions, segments, sizes = layout(grid, points, x)
         keys = sample_keys(seed, num_samples, x.device)
         prep = prepare(x, tau, gumbel, mode)
-        inv_tau = x.new_tensor(1.0 / tau)
-        scale = x.new_tensor(1.0 / tau if gumbel == "paper" else 1.0)
+        scale = 1.0 / tau if gumbel == "paper" else 1.0
         want_points = points is not None and ctx.needs_input_grad[1]
         grad_s = grad_out.to(x.dtype).permute(2, 0, 1, 3)  # (S, B, K, dims)
         inner = (grad_s * relative).sum(-1, keepdim=True)  # <r, v> per sample, anchor-relative: (S, B, K, 1)
         grad_x = torch.zeros_like(x)
         grad_points = torch.zeros_like(points) if want_points else None
-        chunk = chunk_size(x, num_samples)
-        run = _fused.compiled(backward_chunk) if fused else backward_chunk
+        if kind == "native":
+            chunk = chunk_size(x, num_samples, positions.shape[-1] if grid is not None else None)
+            run = functools.partial(native_backward_chunk, grad_x, prep, tau=tau, scale=scale)
+        else:
+            chunk = chunk_size(x, num_samples)
+            run = functools.partial(_fused.compiled(backward_chunk) if kind == "compiled" else backward_chunk,
+                                    grad_x, prep, inv_tau=x.new_tensor(1.0 / tau), scale=x.new_tensor(scale))
         for s0 in range(0, num_samples, chunk):
             part = slice(s0, s0 + chunk)
-            gp = run(grad_x, prep, keys[part], inv_tau, positions, segments, total[part], index[part], grad_s[part],
-                     inner[part], scale, mode, grid, sizes, basis, sigma)
+            gp = run(keys=keys[part], positions=positions, segments=segments, total=total[part], index=index[part],
+                     g=grad_s[part], inner=inner[part], mode=mode, grid=grid, sizes=sizes, basis=basis, sigma=sigma)
             if want_points:
                 grad_points += gp
         return grad_x, grad_points, None, None, None, None, None, None, None, None

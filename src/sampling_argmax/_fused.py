@@ -1,16 +1,26 @@
-"""The "fused" implementation: the chunk functions of :mod:`._chunked` through ``torch.compile``.
+"""The "fused" path: the per-cell loop of a sampling call as compiled code -- the native C kernel on CPU, the
+chunk functions of :mod:`._chunked` through ``torch.compile`` (Triton) on other devices -- and "auto"'s choice.
 
-Inductor turns a chunk's hash -> exponential -> relaxed weight -> marginal read-out chain (and backward's
-regeneration -> gradient accumulation) into a few loops: C++/OpenMP on CPU, Triton on GPU. Each chunk
-function is compiled once per shape, dtype and static configuration (grid, basis, relaxation form) and
-cached by ``torch.compile``; tau enters as a tensor, so a temperature schedule does not recompile (only
-crossing between tau = 1, the "bounded" and the "shifted" forms does).
+**CPU**: :mod:`._native`, a C loop that the system's C compiler builds in about 2 s once per process (inductor
+took 40-45 s per process from an empty cache on the 2-core CI machine, and printed a CUDA warning there).
+"auto" does not build it for the first calls of a process: it runs the eager chunk functions until the eager
+time spent would have paid for the build (``BUILD_AFTER_CELL_SAMPLES`` cell-samples, from the measured build
+time and eager-minus-native cost per cell-sample; the "ski rental" rule, at most twice the better choice in
+hindsight), then builds and stays native. A build that an earlier process left in the cache
+(:func:`._native.cache_dir`) makes that build instant, but "auto" still runs the same first calls eagerly: so
+which path a call takes depends on the process's own calls only, never on the cache, and a seeded run gives
+the same numbers whether or not the cache was filled (eager and native agree to float rounding only). The native kernel computes the relaxation forms "one" and
+"bounded" (tau >= 0.3); the "shifted" form of small temperatures runs eagerly (see :mod:`._native`).
 
-Where compilation is unavailable or fails (no C++ compiler, an unsupported platform, a compiler error),
-the eager chunk functions run instead, after a one-time warning -- never an error. ``SAMPLING_ARGMAX_FUSED=0``
-turns the fused path off process-wide ("auto" then picks "chunked", "fused" warns and runs eagerly);
-``SAMPLING_ARGMAX_COMPILE_BACKEND`` picks another ``torch.compile`` backend (the tests use "aot_eager",
-which checks the traced graphs without inductor's ~40 s C++ build per graph on a 2-core machine).
+**Other devices** (CUDA): ``torch.compile`` of the chunk functions, once per shape, dtype and static
+configuration (grid, basis, relaxation form), cached by ``torch.compile``; tau enters as a tensor, so a
+temperature schedule does not recompile. "auto" compiles from ``FUSED_MIN_CELL_SAMPLES`` cell-samples per
+call. (Not measured in this repository's CI, which has no GPU: see benchmarks/gpu.py.)
+
+Where building or compiling fails (no C compiler, an unsupported platform, a compiler error), the eager chunk
+functions run instead, after a one-time warning -- never an error. ``SAMPLING_ARGMAX_FUSED=0`` turns the
+fused path off process-wide ("auto" then picks "chunked", "fused" warns and runs eagerly);
+``SAMPLING_ARGMAX_COMPILE_BACKEND`` picks another ``torch.compile`` backend.
 """
 
 from __future__ import annotations
@@ -23,12 +33,21 @@ import warnings
 import torch
 from torch import Tensor
 
-#: "auto" uses the fused path from this many cell-samples (S x B x K x cells) per call, 2^20 (the synthetic
-#: task's batch, 32 x 3 x 24 x 24 at S = 30, is 1.7e6): below it compiling (30-70 s once per shape on a 2-core
-#: CPU) cannot pay off, and the eager chunk loop costs little.
+from . import _native
+
+#: "auto" on CUDA uses the compiled path from this many cell-samples (S x B x K x cells) per call, 2^20 (the
+#: synthetic task's batch, 32 x 3 x 24 x 24 at S = 30, is 1.7e6). Not measured on a GPU here.
 FUSED_MIN_CELL_SAMPLES = 2**20
+#: "auto" on CPU builds the native kernel once a process's eager calls have processed this many cell-samples,
+#: 2^26 = 6.7e7: the kernel's build (~2 s on the 2-core CI machine) over the eager path's extra cost per
+#: cell-sample (forward + backward at tau = 0.5-2: ~30 ns eager, ~2-5 ns native, measured at the COCO shape
+#: with benchmarks/operator.py, one thread). The synthetic task's first 20 training steps stay eager.
+BUILD_AFTER_CELL_SAMPLES = 2**26
+#: run the native kernel on CPU (the tests switch it off to exercise the torch.compile path on CPU)
+NATIVE_ON_CPU = True
 
 _broken: list[str] = []  # why compilation failed in this process (then everything runs eagerly)
+_eager_cell_samples = [0]  # cell-samples "auto" ran eagerly on CPU in this process (the rent paid so far)
 
 
 def enabled() -> bool:
@@ -39,9 +58,35 @@ def backend() -> str:
     return os.environ.get("SAMPLING_ARGMAX_COMPILE_BACKEND", "inductor")
 
 
-def worth_it(cell_samples: int) -> bool:
-    """Whether "auto" should take the fused path for a call of this size."""
-    return enabled() and cell_samples >= FUSED_MIN_CELL_SAMPLES and not torch.compiler.is_compiling()
+def worth_it(cell_samples: int, device: torch.device | None = None) -> bool:
+    """Whether "auto" should take the fused path for a call of this size on ``device`` (default CPU)."""
+    if not enabled() or torch.compiler.is_compiling():
+        return False
+    if (device is None or torch.device(device).type == "cpu") and NATIVE_ON_CPU:
+        if _native.library(build=False) is not None:
+            return True
+        if _native.failure() is not None:
+            return False
+        _eager_cell_samples[0] += cell_samples
+        return _eager_cell_samples[0] > BUILD_AFTER_CELL_SAMPLES
+    return cell_samples >= FUSED_MIN_CELL_SAMPLES
+
+
+def kind(x: Tensor, mode: str) -> str:
+    """How a "fused" call on ``x`` runs: "native" (CPU kernel), "compiled" (torch.compile) or "eager" (the
+    chunk functions as they are: fused path off, a relaxation form the kernel lacks, or a failed build)."""
+    if not enabled() or torch.compiler.is_compiling():
+        if not _broken and os.environ.get("SAMPLING_ARGMAX_FUSED", "1") == "0":
+            _warn_once("SAMPLING_ARGMAX_FUSED=0")
+        return "eager"
+    if x.device.type != "cpu" or not NATIVE_ON_CPU:
+        return "compiled"
+    if not _native.supports(x, mode):
+        return "eager"
+    if _native.library() is None:
+        _warn_once(f"the native CPU kernel could not be built: {_native.failure()}")
+        return "eager"
+    return "native"
 
 
 @functools.cache
@@ -56,26 +101,23 @@ def _compile(fn, backend_name, static: tuple):
 
 
 def compiled(fn):
-    """``fn`` through ``torch.compile``, falling back to ``fn`` itself (with a one-time warning) when the
-    fused path is disabled or compilation fails."""
+    """``fn`` through ``torch.compile``, falling back to ``fn`` itself (with a one-time warning) when
+    compilation fails. Non-tensor arguments are static (one compiled graph per configuration)."""
 
-    def run(*args):
-        if not enabled() or torch.compiler.is_compiling():
-            if not _broken and os.environ.get("SAMPLING_ARGMAX_FUSED", "1") == "0":
-                _warn_once("SAMPLING_ARGMAX_FUSED=0")
-            return fn(*args)
+    def run(*args, **kwargs):
         try:
-            static = tuple(a for a in args if not isinstance(a, Tensor))
-            return _compile(fn, backend(), static)(*args)
+            static = (*(a for a in args if not isinstance(a, Tensor)),
+                      *((k, v) for k, v in kwargs.items() if not isinstance(v, Tensor)))
+            return _compile(fn, backend(), static)(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 -- any compiler failure must degrade to the eager path
             _broken.append(f"{type(error).__name__}: {' '.join(str(error).split())[:300]}")
             _warn_once(_broken[-1])
-            return fn(*args)
+            return fn(*args, **kwargs)
 
     return run
 
 
 @functools.cache
 def _warn_once(reason: str) -> None:
-    warnings.warn(f"sampling_argmax: the fused (torch.compile) path is unavailable ({reason}); running the "
+    warnings.warn(f"sampling_argmax: the fused path is unavailable ({reason}); running the "
                   f"chunked eager path instead (same samples, slower)", RuntimeWarning, stacklevel=3)

@@ -238,12 +238,13 @@ def sampling_argmax(
             int64 seed from it, and every noise value of the call is a hash of that seed, the sample and the
             cell (:mod:`sampling_argmax._noise`), so ``torch.manual_seed`` makes runs reproducible.
         implementation: "chunked" (custom autograd.Function that regenerates the noise in backward, chunk by
-            chunk: memory independent of S -- a few maps -- no authors' options), "fused" (the same chunk
-            functions through ``torch.compile``: inductor's C++ on CPU, Triton on GPU; compiled once per
-            shape, falls back to "chunked" with a warning where compilation fails), "reference" (plain
-            autograd over all S relaxed maps; the test oracle) or "auto" (the reference with an authors'
-            option, else "fused" from ``_fused.FUSED_MIN_CELL_SAMPLES`` = 2^20 cell-samples per call, else
-            "chunked"). All draw the same noise from the same seed.
+            chunk: memory independent of S -- a few maps -- no authors' options), "fused" (the per-cell loop
+            as compiled code: on CPU a C kernel built once per process (~2 s), for tau >= 0.3; on GPU the chunk
+            functions through ``torch.compile``; falls back to "chunked" with a warning where building fails),
+            "reference" (plain autograd over all S relaxed maps; the test oracle) or "auto" (the reference with
+            an authors' option; else on CPU "chunked" until the process's calls have paid for the kernel's build,
+            then "fused"; on GPU "fused" from ``_fused.FUSED_MIN_CELL_SAMPLES`` = 2^20 cell-samples per call).
+            All draw the same noise from the same seed (equal samples up to float rounding).
 
     Returns:
         ``(B, K, S, dims)`` samples, x-y-z, cell units, float32 (float64 for float64 logits).
@@ -299,7 +300,7 @@ def _sampling_argmax(logits, points, num_samples, tau, basis, gumbel, generator,
     flat = logits.reshape(b, k, -1)
     if implementation == "auto":
         implementation = "reference" if authors_options else \
-            "fused" if _fused.worth_it(num_samples * flat.numel()) else "chunked"
+            "fused" if _fused.worth_it(num_samples * flat.numel(), logits.device) else "chunked"
     check_sampling_budget(flat, num_samples, length, dims, implementation != "reference", _chunked.CHUNK_BYTES)
     if generator is not None:
         check_generator(generator, logits.device)
