@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sampling_argmax"
 #: Layer of each top-level name of the package (a module or a subpackage), lowest first. Names of one layer
 #: may import each other; metrics, models and data share a rank but may not import each other (below).
 RANK = {
-    **{name: 0 for name in ("_checks", "_noise", "_fused", "_io", "_memory", "_devices", "_chunked", "coords", "bases",
+    **{name: 0 for name in ("_checks", "_noise", "_fused", "_io", "_memory", "_devices", "_native", "_chunked", "coords", "bases",
                             "learned_bases", "functional", "losses", "modules", "__init__")},
     "methods": 1,
     "codecs": 2,
