@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ambiguity_sweep import LEVELS, METHODS  # noqa: E402  (the sibling scripts)
-from map_statistics import map_statistics  # noqa: E402
+from ambiguity_sweep import LEVELS, METHODS
+from map_statistics import map_statistics
 
 NAMES = {"soft": "Soft", "soft_dr": "Soft w/ D.R.", "samp_tri": "Samp. Tri", "samp_gau": "Samp. Gau"}
 #: (key, column label, digits); the first two come from result.json, the rest from the maps.

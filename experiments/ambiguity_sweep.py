@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if extra:
             parser.error(f"report takes no training arguments: {extra}")
-        from ambiguity_report import write_report  # noqa: PLC0415 (matplotlib and torch only when reporting)
+        from ambiguity_report import write_report
 
         print(write_report(args.out, args.levels, args.figure or args.out / "ambiguity_sweep.png"))
 
