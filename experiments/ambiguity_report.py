@@ -150,5 +150,11 @@ def write_report(out: Path, levels: list[str] | None, figure_path: Path) -> str:
 
 
 if __name__ == "__main__":
-    report = Path(sys.argv[1] if len(sys.argv) > 1 else "reports/ambiguity")
-    print(write_report(report, None, Path(sys.argv[2]) if len(sys.argv) > 2 else report / "ambiguity_sweep.png"))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, nargs="?", default=Path("reports/ambiguity"))
+    parser.add_argument("figure", type=Path, nargs="?", default=None)
+    parser.add_argument("--levels", nargs="+", default=None, choices=list(LEVELS))
+    args = parser.parse_args()
+    print(write_report(args.out, args.levels, args.figure or args.out / "ambiguity_sweep.png"))

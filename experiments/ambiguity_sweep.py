@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -108,9 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if extra:
             parser.error(f"report takes no training arguments: {extra}")
-        from ambiguity_report import write_report
-
-        print(write_report(args.out, args.levels, args.figure or args.out / "ambiguity_sweep.png"))
+        # the report script imports this one's LEVELS; it runs as its own process (no import cycle)
+        script = Path(__file__).with_name("ambiguity_report.py")
+        command = [sys.executable, str(script), str(args.out), str(args.figure or args.out / "ambiguity_sweep.png")]
+        subprocess.run(command + (["--levels", *args.levels] if args.levels else []), check=True)
 
 
 if __name__ == "__main__":
