@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     torch.cuda.set_device(device)
     print(f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}, CUDA {torch.version.cuda}")
-    print("| case | method | first call (s) | median (ms) | / soft | peak (MiB) | / soft |\n|---|---|---|---|---|---|---|")
+    print("| case | method | first call (s) | median (ms) | / soft | peak (MiB) | / soft |\n" + "|---" * 7 + "|")
     for case, (soft, sampling) in (("operator, COCO shape, S = 30", operator_cases(device)),
                                    ("training step, COCO ResNet-50", train_step_cases(device))):
         rows = [(name, *_timed(fn, args.repeats)) for name, fn in (("soft", soft), ("sampling", sampling))]

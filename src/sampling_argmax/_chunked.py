@@ -45,7 +45,7 @@ from torch import Tensor
 
 from . import _fused, _native
 from ._checks import no_autocast
-from ._noise import LOG_E_BOUND, draw_seed, exponentials, sample_keys, uniforms
+from ._noise import LOG_E_BOUND, exponentials, sample_keys, uniforms
 from .bases import get_basis
 
 #: Samples are processed ``chunk`` at a time with ``chunk = clamp(CHUNK_BYTES // (2 * map bytes), 1, S)``:
@@ -162,7 +162,7 @@ def forward_chunk(prep: Tensor, keys: Tensor, inv_tau: Tensor, positions: Tensor
 def native_forward_chunk(prep: Tensor, keys: Tensor, tau: float, positions: Tensor, segments: Tensor, mode: str,
                          grid: tuple[int, ...] | None, sizes: tuple[int, ...], basis: str, sigma: float):
     """:func:`forward_chunk` with the per-cell work in the native CPU kernel (:mod:`._native`)."""
-    c, (b, k, _) = keys.shape[0], prep.shape
+    b, k, _ = prep.shape
     sums = _native.forward_sums(prep, keys[:, 0].contiguous(), 1.0 / tau, mode, grid)
     perturbed = perturbed_positions(keys, b, k, positions, basis, sigma, prep.dtype, _native.uniforms)
     return read_out(sums, perturbed, segments, grid, sizes)
@@ -206,7 +206,7 @@ def native_backward_chunk(grad_x: Tensor, prep: Tensor, keys: Tensor, tau: float
                           mode: str, grid: tuple[int, ...] | None, sizes: tuple[int, ...], basis: str,
                           sigma: float) -> Tensor | None:
     """:func:`backward_chunk` with the per-cell work in the native CPU kernel (:mod:`._native`)."""
-    c, (b, k, _) = keys.shape[0], prep.shape
+    b, k, _ = prep.shape
     v = axis_terms(keys, b, k, positions, segments, index, g, basis, sigma, prep.dtype, _native.uniforms)
     if grid is None:
         terms = v.unflatten(-1, (len(sizes), -1)).sum(-2).sub_(inner)  # (C, B, K, N)

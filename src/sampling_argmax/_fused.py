@@ -1,7 +1,7 @@
 """The "fused" path: the per-cell loop of a sampling call as compiled code -- the native C kernel on CPU, the
 chunk functions of :mod:`._chunked` through ``torch.compile`` (Triton) on other devices -- and "auto"'s choice.
 
-**CPU**: :mod:`._native`, a C loop that the system's C compiler builds in about 2 s once per process (inductor
+**CPU**: :mod:`._native`, a C loop that the system's C compiler builds in about 2 s, then cached (inductor
 took 40-45 s per process from an empty cache on the 2-core CI machine, and printed a CUDA warning there).
 "auto" does not build it for the first calls of a process: it runs the eager chunk functions until the eager
 time spent would have paid for the build (``BUILD_AFTER_CELL_SAMPLES`` cell-samples, from the measured build
@@ -9,8 +9,9 @@ time and eager-minus-native cost per cell-sample; the "ski rental" rule, at most
 hindsight), then builds and stays native. A build that an earlier process left in the cache
 (:func:`._native.cache_dir`) makes that build instant, but "auto" still runs the same first calls eagerly: so
 which path a call takes depends on the process's own calls only, never on the cache, and a seeded run gives
-the same numbers whether or not the cache was filled (eager and native agree to float rounding only). The native kernel computes the relaxation forms "one" and
-"bounded" (tau >= 0.3); the "shifted" form of small temperatures runs eagerly (see :mod:`._native`).
+the same numbers whether or not the cache was filled (eager and native agree to float rounding only). The
+native kernel computes the relaxation forms "one" and "bounded" (tau >= 0.3); the "shifted" form of small
+temperatures runs eagerly (see :mod:`._native`).
 
 **Other devices** (CUDA): ``torch.compile`` of the chunk functions, once per shape, dtype and static
 configuration (grid, basis, relaxation form), cached by ``torch.compile``; tau enters as a tensor, so a

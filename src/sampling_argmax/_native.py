@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -256,7 +257,7 @@ def cache_dir() -> str:
 @functools.cache
 def _cache_key(cc: str) -> str:
     """The source, flags, compiler (its path and version) and processor (``-march=native``) of a build."""
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
     cpu = ""
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
@@ -283,7 +284,7 @@ def _build():
         src, lib = os.path.join(folder, "kernels.c"), os.path.join(folder, "kernels.so")
         with open(src, "w") as f:
             f.write(source())
-        done = subprocess.run([cc, *FLAGS, src, "-o", lib], capture_output=True, text=True, timeout=300)
+        done = subprocess.run([cc, *FLAGS, src, "-o", lib], capture_output=True, text=True, timeout=300, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"{cc} failed: {done.stderr.strip()[-500:]}")
         try:  # keep it for the next process; os.replace is atomic, so a concurrent build cannot tear it
@@ -331,7 +332,7 @@ def _parallel(rows: int, work: int, fn) -> None:
         fn(0, rows)
         return
     bounds = [rows * t // threads for t in range(threads + 1)]
-    for future in [_pool(threads).submit(fn, a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]:
+    for future in [_pool(threads).submit(fn, a, b) for a, b in itertools.pairwise(bounds) if b > a]:
         future.result()
 
 

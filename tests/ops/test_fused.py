@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from sampling_argmax import _chunked, _fused, _native, _noise, sampling_argmax, sampling_argmax_points, soft_argmax
+from sampling_argmax import (
+    _chunked,
+    _fused,
+    _native,
+    _noise,
+    sampling_argmax,
+    sampling_argmax_points,
+    soft_argmax,
+)
 from sampling_argmax._chunked import native_forward_chunk, sample_keys
 from sampling_argmax._memory import peak_cpu_memory
 
@@ -346,6 +354,7 @@ def test_cuda_fused_equals_chunked_and_is_auto_s_choice(tau, monkeypatch):
 def test_the_gpu_benchmark_says_there_is_no_gpu_and_exits_0():
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
     env = dict(os.environ, PYTHONPATH=str(script.parents[1] / "src"))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr
     assert "no CUDA device on this machine" in done.stdout and "|" not in done.stdout
