@@ -18,16 +18,10 @@ import pytest
 import torch
 
 from sampling_argmax.cli import main
+from tiny_runs import TINY
 from sampling_argmax.training.compare import compare_main
 from sampling_argmax.training.lightning_cli import SamplingArgmaxCLI
 
-TINY = [
-    "--data.init_args.num_keypoints", "2", "--model.model.init_args.num_keypoints", "2",
-    "--data.init_args.size", "32", "--data.init_args.train_size", "64", "--data.init_args.val_size", "8",
-    "--data.init_args.test_size", "8", "--data.init_args.batch_size", "8",
-    "--model.model.init_args.width", "4", "--method_args", '{"num_samples": 2}',
-    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -23,14 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sampling_argmax.cli import main
+from tiny_runs import TINY
 
-TINY = [
-    "--data.init_args.num_keypoints", "2", "--model.model.init_args.num_keypoints", "2",
-    "--data.init_args.size", "32", "--data.init_args.train_size", "64", "--data.init_args.val_size", "8",
-    "--data.init_args.test_size", "8", "--data.init_args.batch_size", "8",
-    "--model.model.init_args.width", "4", "--method_args", '{"num_samples": 2}',
-    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-]
 
 pytestmark = pytest.mark.usefixtures("one_thread", "quiet")  # tests/conftest.py
 
