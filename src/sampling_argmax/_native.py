@@ -4,8 +4,11 @@ The expensive part of a sampling call is per cell and sample: hash the counter i
 an exponential ``E = -log u``, relax (``w = pi' / E`` at tau = 1, ``w = exp(prep - log(E) / tau)`` in the
 "bounded" form, see :mod:`._chunked`) and sum ``w`` into the per-axis marginals (forward) or into the
 gradient (backward). Eagerly that is ~20 tensor passes per cell-sample; here it is one loop over a map row
-that the C compiler vectorizes, with the map row and its gradient row in the cache for all S samples. The
-per-axis work (basis offsets, anchors, read-out; S x (W + H [+ D]) values per map) stays in torch.
+that the C compiler vectorizes, with the map row and its gradient row in the cache for all S samples. On a grid
+the per-axis work (basis offsets, anchors, read-out; S x (W + H [+ D]) values per map) stays in torch; on a point
+set, where it is as large as the map (a Gaussian offset per point and axis), the kernel does it too: forward
+returns the read-out, backward regenerates the offsets (``sqrt(-2 log u1) cos(2 pi u2)``, the cosine a folded
+Taylor polynomial) and accumulates the gradient, and no (S, B, K, d N) tensor is made.
 
 Build: ``cc -O3 -march=native -fopenmp-simd -shared`` of the source below (~2 s on the 2-core CI machine; no
 torch headers), kept in :func:`cache_dir` under a hash of the source, flags, compiler and processor, so later
@@ -107,6 +110,30 @@ static inline double exp_f64(double x) {
     return p * scale * under;
 }
 
+static inline float sqrt_f32(float x) { return __builtin_sqrtf(x); }  /* one instruction (no errno) */
+static inline double sqrt_f64(double x) { return __builtin_sqrt(x); }
+
+static inline float cos2pi_f32(float u) {  /* cos(2 pi u), u in (0, 1): even, folded to [0, pi/2], Taylor */
+    float t = u - (float)(int32_t)(u + 0.5f), a = t < 0 ? -t : t;
+    float sign = a > 0.25f ? -1.0f : 1.0f;
+    a = a > 0.25f ? 0.5f - a : a;
+    float x = a * 6.28318530717958648f, x2 = x * x;
+    return sign * (1.0f + x2 * (-1.0f / 2 + x2 * (1.0f / 24 + x2 * (-1.0f / 720 + x2 * (1.0f / 40320
+                   + x2 * (-1.0f / 3628800 + x2 * (1.0f / 479001600)))))));
+}
+
+static inline double cos2pi_f64(double u) {
+    double t = u - (double)(int64_t)(u + 0.5), a = t < 0 ? -t : t;
+    double sign = a > 0.25 ? -1.0 : 1.0;
+    a = a > 0.25 ? 0.5 - a : a;
+    double x = a * 6.283185307179586477, x2 = x * x, p = 1.0 / 2432902008176640000.0;  /* 1/20! */
+    static const double c[10] = {-1.0 / 6402373705728000.0, 1.0 / 20922789888000.0, -1.0 / 87178291200.0,
+                                 1.0 / 479001600.0, -1.0 / 3628800.0, 1.0 / 40320.0, -1.0 / 720.0, 1.0 / 24.0,
+                                 -0.5, 1.0};
+    for (int i = 0; i < 10; i++) p = c[i] + x2 * p;
+    return sign * p;
+}
+
 void uniforms(const int32_t* keys, int64_t count, int64_t c0, int64_t c1, float* out32, double* out64) {
     for (int64_t c = c0; c < c1; c++) {
         uint32_t key = (uint32_t)keys[c];
@@ -171,7 +198,7 @@ void forward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, in
 
 void backward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, int64_t R, int64_t r0, int64_t r1,
                            int64_t n0, int64_t n1, int64_t n2, int64_t nd, {real} inv_tau, const {real}* total,
-                           const {real}* terms, {real} scale, {real}* grad, {real}* relaxed) {{
+                           const {real}* terms, {real} scale, {real}* grad) {{
     const int64_t M = n0 * n1 * n2, L = n0 + (nd > 1 ? n1 : 0) + (nd > 2 ? n2 : 0);
     {real}* w = ({real}*)malloc(sizeof({real}) * M);
     for (int64_t r = r0; r < r1; r++) {{
@@ -187,12 +214,97 @@ void backward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, i
                     const {real} off = (nd > 1 ? a[n0 + y] : 0) + (nd > 2 ? a[n0 + n1 + z] : 0);
                     #pragma omp simd
                     for (int64_t x = 0; x < n0; x++) g[x] += k * wr[x] * (a[x] + off);
-                    if (relaxed) {{
-                        {real}* out = relaxed + (c * R + r) * M + start;
-                        #pragma omp simd
-                        for (int64_t x = 0; x < n0; x++) out[x] = wr[x] * inv_total;
-                    }}
                 }}
+            }}
+        }}
+    }}
+    free(w);
+}}
+"""
+
+
+# Point sets (Gaussian basis): per map row r = (b, k) and sample c, the relaxed weights w of the N points, then per
+# axis a the offsets eps = sigma sqrt(-2 log u1) cos(2 pi u2) of the counters r d N + a N + n (streams 1 and 2, as
+# in :func:`._chunked.perturbed_positions`) and the anchored read-out -- no (C, B, K, d N) tensor in torch.
+_OFFSETS = r"""
+static void offsets_{sfx}(uint32_t key1, uint32_t key2, uint32_t base, int64_t N, {real} sigma, {real}* eps) {{
+    #pragma omp simd
+    for (int64_t n = 0; n < N; n++) {{
+        {real} u1 = (({real})((mix(base + (uint32_t)n, key1) >> 9) & 0x7FFFFFu) + ({real})0.5)
+                    * ({real})1.1920928955078125e-7;
+        {real} u2 = (({real})((mix(base + (uint32_t)n, key2) >> 9) & 0x7FFFFFu) + ({real})0.5)
+                    * ({real})1.1920928955078125e-7;
+        eps[n] = sqrt_{sfx}(({real})-2 * log_{sfx}(u1)) * cos2pi_{sfx}(u2) * sigma;
+    }}
+}}
+"""
+
+_POINT_KERNELS = r"""
+void point_forward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, int64_t R, int64_t r0,
+                                int64_t r1, int64_t N, int64_t d, int64_t K, const {real}* pos, {real} sigma,
+                                {real} inv_tau, {real}* relative, {real}* anchor, int64_t* index, {real}* total) {{
+    {real}* w = ({real}*)malloc(sizeof({real}) * 2 * N);
+    {real}* eps = w + N;
+    for (int64_t r = r0; r < r1; r++) {{
+        const {real}* p = pos + (r / K) * d * N;
+        for (int64_t c = 0; c < C; c++) {{
+            const uint32_t* key = (const uint32_t*)keys + 3 * c;
+            weights_{mode}_{sfx}(prep + r * N, (uint32_t)(r * N), key[0], N, inv_tau, w);
+            double tot = 0;
+            #pragma omp simd reduction(+:tot)
+            for (int64_t n = 0; n < N; n++) tot += w[n];
+            {real} top = w[0];
+            #pragma omp simd reduction(max:top)
+            for (int64_t n = 0; n < N; n++) top = w[n] > top ? w[n] : top;
+            int64_t best = 0;
+            while (w[best] != top) best++;  /* the first maximum, as torch's argmax */
+            const int64_t o = c * R + r;
+            for (int64_t a = 0; a < d; a++) {{
+                offsets_{sfx}(key[1], key[2], (uint32_t)((r * d + a) * N), N, sigma, eps);
+                const {real}* pa = p + a * N;
+                const {real} anc = pa[best] + eps[best];
+                double acc = 0;
+                #pragma omp simd reduction(+:acc)
+                for (int64_t n = 0; n < N; n++) acc += w[n] * ((pa[n] + eps[n]) - anc);
+                relative[o * d + a] = ({real})(acc / tot);
+                anchor[o * d + a] = anc;
+                index[o * d + a] = a * N + best;
+            }}
+            total[o] = ({real})tot;
+        }}
+    }}
+    free(w);
+}}
+
+void point_backward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, int64_t R, int64_t r0,
+                                 int64_t r1, int64_t N, int64_t d, int64_t K, const {real}* pos, {real} sigma,
+                                 {real} inv_tau, const {real}* total, const int64_t* index, const {real}* g,
+                                 const {real}* inner, {real} scale, {real}* grad, {real}* relaxed) {{
+    {real}* w = ({real}*)malloc(sizeof({real}) * 3 * N);
+    {real}* eps = w + N;
+    {real}* t = w + 2 * N;
+    for (int64_t r = r0; r < r1; r++) {{
+        const {real}* p = pos + (r / K) * d * N;
+        {real}* gr = grad + r * N;
+        for (int64_t c = 0; c < C; c++) {{
+            const uint32_t* key = (const uint32_t*)keys + 3 * c;
+            const int64_t o = c * R + r, best = index[o * d];
+            weights_{mode}_{sfx}(prep + r * N, (uint32_t)(r * N), key[0], N, inv_tau, w);
+            for (int64_t n = 0; n < N; n++) t[n] = -inner[o];
+            for (int64_t a = 0; a < d; a++) {{
+                offsets_{sfx}(key[1], key[2], (uint32_t)((r * d + a) * N), N, sigma, eps);
+                const {real}* pa = p + a * N;
+                const {real} anc = pa[best] + eps[best], ga = g[o * d + a];
+                #pragma omp simd
+                for (int64_t n = 0; n < N; n++) t[n] += ((pa[n] + eps[n]) - anc) * ga;
+            }}
+            const {real} inv_total = ({real})1 / total[o], k = scale * inv_total;
+            #pragma omp simd
+            for (int64_t n = 0; n < N; n++) gr[n] += k * w[n] * t[n];
+            if (relaxed) {{
+                {real}* out = relaxed + o * N;
+                #pragma omp simd
+                for (int64_t n = 0; n < N; n++) out[n] = w[n] * inv_total;
             }}
         }}
     }}
@@ -207,9 +319,11 @@ def source() -> str:
     """The C source of the kernels (float32 and float64, both relaxation forms)."""
     parts = [_HEADER]
     for sfx, real in (("f32", "float"), ("f64", "double")):
+        parts.append(_OFFSETS.format(sfx=sfx, real=real))
         for mode in MODES:
             weight = _WEIGHTS[mode].format(sfx=sfx)
             parts.append(_KERNELS.format(mode=mode, sfx=sfx, real=real, weight=weight))
+            parts.append(_POINT_KERNELS.format(mode=mode, sfx=sfx, real=real))
     return "\n".join(parts)
 
 
@@ -309,7 +423,14 @@ def _declare(library):
             fwd.argtypes = [vp, i32p, i64, i64, i64, i64, i64, i64, i64, i64, real, vp]
             fwd.restype = None
             bwd = getattr(library, f"backward_{mode}_{sfx}")
-            bwd.argtypes = [vp, i32p, i64, i64, i64, i64, i64, i64, i64, i64, real, vp, vp, real, vp, vp]
+            bwd.argtypes = [vp, i32p, i64, i64, i64, i64, i64, i64, i64, i64, real, vp, vp, real, vp]
+            bwd.restype = None
+            fwd = getattr(library, f"point_forward_{mode}_{sfx}")
+            fwd.argtypes = [vp, i32p, i64, i64, i64, i64, i64, i64, i64, vp, real, real, vp, vp, vp, vp]
+            fwd.restype = None
+            bwd = getattr(library, f"point_backward_{mode}_{sfx}")
+            bwd.argtypes = [vp, i32p, i64, i64, i64, i64, i64, i64, i64, vp, real, real, vp, vp, vp, vp, real, vp,
+                            vp]
             bwd.restype = None
     return library
 
@@ -340,9 +461,9 @@ def _ptr(t: Tensor | None):
     return None if t is None else ctypes.c_void_p(t.data_ptr())
 
 
-def _dims(grid: tuple[int, ...] | None, m: int) -> tuple[int, int, int, int]:
-    """(n0, n1, n2, nd) of a grid (D, H, W)/(H, W)/(W,), or of a point set of m points (a 1D "grid")."""
-    sizes = tuple(reversed(grid)) if grid is not None else (m,)
+def _dims(grid: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(n0, n1, n2, nd) of a grid (D, H, W)/(H, W)/(W,)."""
+    sizes = tuple(reversed(grid))
     return (*sizes, *([1] * (3 - len(sizes))), len(sizes))
 
 
@@ -357,12 +478,12 @@ def uniforms(keys: Tensor, count: int, dtype: torch.dtype) -> Tensor:
     return out
 
 
-def forward_sums(prep: Tensor, keys: Tensor, inv_tau: float, mode: str, grid: tuple[int, ...] | None) -> Tensor:
-    """Per-axis sums of the relaxed weights w of samples ``keys`` (C,) over ``prep`` (B, K, M): the unnormalized
-    marginals (C, B, K, W [+ H [+ D]]) of a grid, or w itself (C, B, K, N) on a point set."""
+def forward_sums(prep: Tensor, keys: Tensor, inv_tau: float, mode: str, grid: tuple[int, ...]) -> Tensor:
+    """Per-axis sums of the relaxed weights w of samples ``keys`` (C,) over ``prep`` (B, K, M) on a grid: the
+    unnormalized marginals (C, B, K, W [+ H [+ D]])."""
     lib = library()
     b, k, m = prep.shape
-    n0, n1, n2, nd = _dims(grid, m)
+    n0, n1, n2, nd = _dims(grid)
     length = n0 + (n1 if nd > 1 else 0) + (n2 if nd > 2 else 0)
     c, rows = keys.shape[0], b * k
     out = prep.new_empty(c, b, k, length)
@@ -374,19 +495,55 @@ def forward_sums(prep: Tensor, keys: Tensor, inv_tau: float, mode: str, grid: tu
 
 
 def backward_accumulate(grad: Tensor, prep: Tensor, keys: Tensor, inv_tau: float, mode: str,
-                        grid: tuple[int, ...] | None, total: Tensor, terms: Tensor, scale: float,
-                        want_relaxed: bool) -> Tensor | None:
-    """``grad (B, K, M) += scale * sum_c r_c * (sum_a terms_a)`` with ``r_c = w_c / total_c``; ``terms`` (C, B, K,
-    L) holds each axis's per-position term (the first axis's minus the inner product), ``total`` (C, B, K, 1).
-    Returns the relaxed samples r (C, B, K, M) when ``want_relaxed`` (point sets), else None."""
+                        grid: tuple[int, ...], total: Tensor, terms: Tensor, scale: float) -> None:
+    """``grad (B, K, M) += scale * sum_c r_c * (sum_a terms_a)`` on a grid with ``r_c = w_c / total_c``; ``terms``
+    (C, B, K, L) holds each axis's per-position term (the first axis's minus the inner product), ``total``
+    (C, B, K, 1)."""
     lib = library()
     b, k, m = prep.shape
-    n0, n1, n2, nd = _dims(grid, m)
+    n0, n1, n2, nd = _dims(grid)
     c, rows = keys.shape[0], b * k
     total, terms = total.contiguous(), terms.contiguous()
-    relaxed = prep.new_empty(c, b, k, m) if want_relaxed else None
     fn = getattr(lib, f"backward_{mode}_{DTYPES[prep.dtype]}")
     key_ptr = ctypes.cast(keys.data_ptr(), ctypes.POINTER(ctypes.c_int32))
     _parallel(rows, c * rows * m, lambda r0, r1: fn(_ptr(prep), key_ptr, c, rows, r0, r1, n0, n1, n2, nd, inv_tau,
-                                                    _ptr(total), _ptr(terms), scale, _ptr(grad), _ptr(relaxed)))
+                                                    _ptr(total), _ptr(terms), scale, _ptr(grad)))
+
+
+def point_forward(prep: Tensor, keys: Tensor, inv_tau: float, mode: str, positions: Tensor, dims: int,
+                  sigma: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The whole forward of samples ``keys`` (C, STREAMS) on a point set with the Gaussian basis: ``prep`` (B, K, N),
+    ``positions`` (B, 1, d N) as :func:`._chunked.layout` lays them out -> :func:`._chunked.read_out`'s anchored
+    read-out and anchors (C, B, K, d), anchor index into d N (C, B, K, d; int64) and totals (C, B, K, 1)."""
+    lib = library()
+    b, k, n = prep.shape
+    c, rows = keys.shape[0], b * k
+    keys, positions = keys.contiguous(), positions.contiguous()
+    relative, anchor = prep.new_empty(c, b, k, dims), prep.new_empty(c, b, k, dims)
+    index, total = torch.empty(c, b, k, dims, dtype=torch.int64), prep.new_empty(c, b, k, 1)
+    fn = getattr(lib, f"point_forward_{mode}_{DTYPES[prep.dtype]}")
+    key_ptr = ctypes.cast(keys.data_ptr(), ctypes.POINTER(ctypes.c_int32))
+    _parallel(rows, c * rows * n * (1 + dims), lambda r0, r1: fn(
+        _ptr(prep), key_ptr, c, rows, r0, r1, n, dims, k, _ptr(positions), sigma, inv_tau, _ptr(relative),
+        _ptr(anchor), _ptr(index), _ptr(total)))
+    return relative, anchor, index, total
+
+
+def point_backward(grad: Tensor, prep: Tensor, keys: Tensor, inv_tau: float, mode: str, positions: Tensor,
+                   dims: int, sigma: float, total: Tensor, index: Tensor, g: Tensor, inner: Tensor, scale: float,
+                   want_relaxed: bool) -> Tensor | None:
+    """``grad (B, K, N) += scale * sum_c r_c * (v_c - inner_c)`` on a point set (see :mod:`._chunked`), the offsets
+    regenerated here; ``total``, ``index`` from :func:`point_forward`, ``g`` (C, B, K, d) the output gradient,
+    ``inner`` (C, B, K, 1). Returns the relaxed samples r (C, B, K, N) when ``want_relaxed`` (the points' gradient)."""
+    lib = library()
+    b, k, n = prep.shape
+    c, rows = keys.shape[0], b * k
+    keys, positions = keys.contiguous(), positions.contiguous()
+    total, index, g, inner = (t.contiguous() for t in (total, index, g, inner))
+    relaxed = prep.new_empty(c, b, k, n) if want_relaxed else None
+    fn = getattr(lib, f"point_backward_{mode}_{DTYPES[prep.dtype]}")
+    key_ptr = ctypes.cast(keys.data_ptr(), ctypes.POINTER(ctypes.c_int32))
+    _parallel(rows, c * rows * n * (1 + dims), lambda r0, r1: fn(
+        _ptr(prep), key_ptr, c, rows, r0, r1, n, dims, k, _ptr(positions), sigma, inv_tau, _ptr(total),
+        _ptr(index), _ptr(g), _ptr(inner), scale, _ptr(grad), _ptr(relaxed)))
     return relaxed

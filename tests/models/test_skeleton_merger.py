@@ -52,6 +52,36 @@ def test_composite_chamfer_on_a_hand_made_skeleton():
         composite_chamfer(cloud, skeleton, torch.ones(1, 3))
 
 
+def _dense_composite_chamfer(cloud, skeleton, strength, min_strength=1e-3):
+    """The losses by their definition: every distance, minima over them (the implementation before it picked)."""
+    batch, samples, pairs, length, _ = skeleton.shape
+    flat = skeleton.reshape(batch, samples * pairs * length, 3)
+    distance = torch.cdist(cloud, flat, compute_mode="donot_use_mm_for_euclid_dist")
+    distance = distance.reshape(batch, -1, samples, pairs, length)
+    reconstruction = (distance.amin(-1) / strength.clamp_min(min_strength)[:, None, None]).amin(-1).mean()
+    coverage = (strength[:, None] * distance.amin(1).mean(-1)).mean()
+    return reconstruction, coverage
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("samples", [1, 3])
+def test_composite_chamfer_equals_its_dense_definition(samples, dtype):
+    gen = torch.Generator().manual_seed(samples)
+    cloud = torch.rand(2, 300, 3, generator=gen, dtype=dtype)
+    skeleton = torch.rand(2, samples, 6, 5, 3, generator=gen, dtype=dtype)
+    strength = torch.rand(2, 6, generator=gen, dtype=dtype)
+    strength[0, 2] = 1e-5  # below min_strength: the clamp's path
+    results = []
+    for fn in (composite_chamfer, _dense_composite_chamfer):
+        leaves = [t.clone().requires_grad_() for t in (cloud, skeleton, strength)]
+        reconstruction, coverage = fn(*leaves)
+        results.append((reconstruction, coverage, *torch.autograd.grad(reconstruction + 0.7 * coverage, leaves)))
+    tolerance = {"rtol": 1e-9, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-6}
+    for name, a, b in zip(["reconstruction", "coverage", "cloud", "skeleton", "strength"], *results):
+        torch.testing.assert_close(a, b, **tolerance, msg=lambda m, name=name: f"{name}: {m}")
+    assert results[0][3].abs().sum() > 0 and results[0][2].abs().sum() > 0  # the picked paths carry gradients
+
+
 @pytest.mark.parametrize("name", ["soft", "soft_vr", "soft_dr", "samp_gau"])
 def test_objective_reaches_every_parameter(name, one_thread):
     torch.manual_seed(0)

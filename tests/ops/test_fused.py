@@ -24,6 +24,7 @@ from sampling_argmax import (
     _noise,
     sampling_argmax,
     sampling_argmax_points,
+    soft_argmax_points,
     soft_argmax,
 )
 from sampling_argmax._chunked import native_forward_chunk, sample_keys
@@ -222,6 +223,41 @@ def test_native_equals_reference_on_points(native, tau):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("tau", [1.0, 0.7])
+def test_native_point_kernel_equals_reference_without_a_points_gradient(native, dims, tau):
+    # the whole point-set forward and backward in C (offsets, anchors, read-out): 37 points is the vector loop's
+    # body and remainder; points without requires_grad take the path that makes no relaxed samples
+    gen = torch.Generator().manual_seed(dims)
+    logits, points = torch.randn(3, 5, 37, generator=gen) * 2, torch.rand(3, 37, dims, generator=gen) * 10 - 5
+    results = []
+    for implementation in ("fused", "reference"):
+        x = logits.clone().requires_grad_()
+        out = sampling_argmax_points(x, points, 7, tau, 0.3, torch.Generator().manual_seed(5),
+                                     implementation=implementation)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(9))
+        results.append((out, *torch.autograd.grad((out * weights).sum(), x)))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_native_point_kernel_splits_rows_over_threads_without_changing_a_bit(native):
+    logits, points = torch.randn(4, 6, 3000), torch.rand(4, 3000, 3)  # 2^16+ cell-samples: several threads
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            x = logits.clone().requires_grad_()
+            out = sampling_argmax_points(x, points, 4, 0.8, generator=torch.Generator().manual_seed(1),
+                                         implementation="fused")
+            results.append((out, *torch.autograd.grad(out.square().sum(), x)))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("grid", [(5,), (3, 4), (2, 3, 2)], ids=["1d", "2d", "3d"])
 @pytest.mark.parametrize("tau", [1.0, 0.8])
 def test_native_gradcheck(native, grid, tau):
@@ -323,6 +359,21 @@ def test_native_memory_stays_flat_in_samples_and_below_soft_argmax(native):
     output = 200 * 8 * 8 * 2 * 4  # (B, K, S, dims): the result, and the read-outs, anchors, indices it is made of
     assert one <= chunk and many - chunk <= 6 * output, (one, chunk, many)  # no map-sized tensor per sample
     assert many <= 1.1 * soft, (many, soft)
+
+
+def test_native_point_kernel_memory_is_flat_in_samples(native):
+    # no (S, B, K, d N) offsets tensor: the peak grows by the (B, K, S, d) outputs only
+    logits, points = torch.randn(8, 10, 2048, requires_grad=True), torch.rand(8, 2048, 3)
+
+    def peak(samples):
+        return peak_cpu_memory(lambda: torch.autograd.grad(sampling_argmax_points(
+            logits, points, samples, 1.0, generator=torch.Generator(), implementation="fused").sum(), logits))[1]
+
+    one, paper, many = peak(1), peak(30), peak(100)
+    soft = peak_cpu_memory(lambda: torch.autograd.grad(soft_argmax_points(logits, points).sum(), logits))[1]
+    output = 100 * 8 * 10 * 3 * 4  # one (B, K, S, d) float32 tensor at S = 100; a map per sample would be 68x it
+    assert many - one <= 8 * output, (one, many)  # outputs, read-outs, anchors, int64 indices, their gradients
+    assert paper <= 1.1 * soft, (paper, soft)  # the memory goal at the paper's S = 30
 
 
 # ------------------------------------------------------------------------------------ CUDA: the compiled path
