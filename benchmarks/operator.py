@@ -23,6 +23,7 @@ checkout (``PYTHONPATH=<old>/src python benchmarks/operator.py --implementations
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from sampling_argmax import sampling_argmax, soft_argmax
+from sampling_argmax import sampling_argmax, sampling_argmax_points, soft_argmax, soft_argmax_points
 from sampling_argmax._memory import peak_cpu_memory
 
 TASKS = {  # (B, K, *grid), default sample counts
@@ -42,6 +43,9 @@ TASKS = {  # (B, K, *grid), default sample counts
     "mtfl": ((32, 5, 64, 64), (30,)),
     "h36m": ((16, 18, 64, 64, 64), (10,)),
     "coco-flat": ((32, 17, 64, 48), (1, 10, 30, 50)),  # is the peak flat in S?
+}
+POINT_TASKS = {  # (B, K, N points, d), default sample counts; point sets have the Gaussian basis only
+    "keypointnet": ((8, 19, 2048, 3), (30,)),
 }
 
 
@@ -63,20 +67,38 @@ def _sampling(s, tau, basis, impl):
     return fn
 
 
+def _sampling_points(points, s, tau, impl):
+    def fn(x):
+        return sampling_argmax_points(x, points, s, tau, generator=torch.Generator().manual_seed(1),
+                                      implementation=impl)
+
+    return fn
+
+
 def benchmark(task, implementations, bases, samples, taus, repeats, memory, seed=0):
     """Rows (task, shape, operator, basis, S, tau, implementation, median wall s, median CPU s, first-call s,
     peak bytes)."""
-    shape, default_samples = TASKS[task]
     gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(shape, generator=gen).mul_(3).requires_grad_()
-    target = torch.rand(*shape[:2], len(shape) - 2, generator=gen) * torch.tensor(shape[:1:-1])
-    cases = [("soft-argmax", "-", "-", "-", "-", _step(logits, target, soft_argmax))]
-    for basis in bases:
+    if task in POINT_TASKS:  # a cloud in the unit cube, targets inside it
+        shape, default_samples = POINT_TASKS[task]
+        b, k, n, d = shape
+        logits = torch.randn(b, k, n, generator=gen).mul_(3).requires_grad_()
+        points, target = torch.rand(b, n, d, generator=gen), torch.rand(b, k, d, generator=gen)
+        soft = lambda x: soft_argmax_points(x, points)  # noqa: E731
+        sampling = {"gaussian": lambda s, tau, impl: _sampling_points(points, s, tau, impl)}
+    else:
+        shape, default_samples = TASKS[task]
+        logits = torch.randn(shape, generator=gen).mul_(3).requires_grad_()
+        target = torch.rand(*shape[:2], len(shape) - 2, generator=gen) * torch.tensor(shape[:1:-1])
+        soft = soft_argmax
+        sampling = {basis: functools.partial(_sampling, basis=basis) for basis in bases}
+    cases = [("soft-argmax", "-", "-", "-", "-", _step(logits, target, soft))]
+    for basis, make in sampling.items():
         for s in samples or default_samples:
             for tau in taus:
                 for impl in implementations:
                     cases.append(("sampling-argmax", basis, s, tau, impl,
-                                  _step(logits, target, _sampling(s, tau, basis, impl))))
+                                  _step(logits, target, make(s, tau, impl=impl))))
     first = []
     for case in cases:  # warm-up (and compile)
         start = time.perf_counter()
@@ -114,7 +136,8 @@ def _busy_processes(count):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["coco", "synthetic"])
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS) + sorted(POINT_TASKS),
+                        default=["coco", "synthetic"])
     parser.add_argument("--implementations", nargs="+", default=["reference", "chunked", "fused"])
     parser.add_argument("--bases", nargs="+", default=["triangular"])
     parser.add_argument("--samples", nargs="+", type=int, default=None, help="S values (default: the task's)")

@@ -44,6 +44,10 @@ FUSED_MIN_CELL_SAMPLES = 2**20
 #: cell-sample (forward + backward at tau = 0.5-2: ~30 ns eager, ~2-5 ns native, measured at the COCO shape
 #: with benchmarks/operator.py, one thread). The synthetic task's first 20 training steps stay eager.
 BUILD_AFTER_CELL_SAMPLES = 2**26
+#: A point-set cell-sample counts this many times towards that rent: eagerly it also draws a Gaussian offset per
+#: point and axis and reads out on tensors of that size, ~150 ns per cell-sample more than native against ~30 on a
+#: grid (KeypointNet's 8 x 19 x 2048 points in 3D, S = 30: benchmarks/operator.py --tasks keypointnet).
+POINT_SET_RENT = 5
 #: run the native kernel on CPU (the tests switch it off to exercise the torch.compile path on CPU)
 NATIVE_ON_CPU = True
 
@@ -59,8 +63,9 @@ def backend() -> str:
     return os.environ.get("SAMPLING_ARGMAX_COMPILE_BACKEND", "inductor")
 
 
-def worth_it(cell_samples: int, device: torch.device | None = None) -> bool:
-    """Whether "auto" should take the fused path for a call of this size on ``device`` (default CPU)."""
+def worth_it(cell_samples: int, device: torch.device | None = None, points: bool = False) -> bool:
+    """Whether "auto" should take the fused path for a call of this size on ``device`` (default CPU), on a grid or
+    a point set (``points``)."""
     if not enabled() or torch.compiler.is_compiling():
         return False
     if (device is None or torch.device(device).type == "cpu") and NATIVE_ON_CPU:
@@ -68,7 +73,7 @@ def worth_it(cell_samples: int, device: torch.device | None = None) -> bool:
             return True
         if _native.failure() is not None:
             return False
-        _eager_cell_samples[0] += cell_samples
+        _eager_cell_samples[0] += cell_samples * (POINT_SET_RENT if points else 1)
         return _eager_cell_samples[0] > BUILD_AFTER_CELL_SAMPLES
     return cell_samples >= FUSED_MIN_CELL_SAMPLES
 

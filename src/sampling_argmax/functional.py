@@ -300,7 +300,7 @@ def _sampling_argmax(logits, points, num_samples, tau, basis, gumbel, generator,
     flat = logits.reshape(b, k, -1)
     if implementation == "auto":
         implementation = "reference" if authors_options else \
-            "fused" if _fused.worth_it(num_samples * flat.numel(), logits.device) else "chunked"
+            "fused" if _fused.worth_it(num_samples * flat.numel(), logits.device, points is not None) else "chunked"
     check_sampling_budget(flat, num_samples, length, dims, implementation != "reference", _chunked.CHUNK_BYTES)
     if generator is not None:
         check_generator(generator, logits.device)

@@ -324,6 +324,22 @@ def test_auto_builds_the_kernel_once_eager_calls_paid_for_it(monkeypatch, tmp_pa
     assert len(calls) == 2 and built.stat().st_mtime_ns == stamp
 
 
+def test_point_sets_pay_the_rent_faster(monkeypatch, tmp_path):
+    # an eager point-set cell-sample costs ~5x a grid's (offsets per point and axis): the build comes 5x sooner
+    monkeypatch.delenv("SAMPLING_ARGMAX_FUSED", raising=False)
+    monkeypatch.setenv("SAMPLING_ARGMAX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(_native, "_library", [])
+    monkeypatch.setattr(_native, "_failure", [])
+    monkeypatch.setattr(_fused, "_eager_cell_samples", [0])
+    monkeypatch.setattr(_fused, "BUILD_AFTER_CELL_SAMPLES", 5 * 900)  # a grid would take 6 such calls
+    logits, points = torch.randn(2, 3, 30), torch.rand(2, 30, 3)  # 900 cell-samples per call of S = 5
+    sampling_argmax_points(logits, points, 5)
+    assert _native.library(build=False) is None  # 4500 of 4500 paid: eager; the next call crosses and builds
+    sampling_argmax_points(logits, points, 5)
+    assert _native.library(build=False) is not None
+    assert _fused._eager_cell_samples[0] == 2 * _fused.POINT_SET_RENT * 900
+
+
 def test_no_c_compiler_falls_back_to_the_eager_path_with_one_warning(monkeypatch):
     monkeypatch.delenv("SAMPLING_ARGMAX_FUSED", raising=False)
     monkeypatch.setattr(_native, "_library", [])
