@@ -161,11 +161,11 @@ def forward_chunk(prep: Tensor, keys: Tensor, inv_tau: Tensor, positions: Tensor
 
 def native_forward_chunk(prep: Tensor, keys: Tensor, tau: float, positions: Tensor, segments: Tensor, mode: str,
                          grid: tuple[int, ...] | None, sizes: tuple[int, ...], basis: str, sigma: float):
-    """:func:`forward_chunk` with the per-cell work in the native CPU kernel (:mod:`._native`); on a point set
-    (Gaussian basis) all of it, offsets and read-out included."""
+    """:func:`forward_chunk` with the per-cell work in the native CPU kernel (:mod:`._native`); on a point set or a
+    1D grid, whose per-axis work is as large as the map, all of it, offsets and read-out included."""
     b, k, _ = prep.shape
-    if grid is None:
-        return _native.point_forward(prep, keys, 1.0 / tau, mode, positions, len(sizes), sigma)
+    if grid is None or len(grid) == 1:
+        return _native.point_forward(prep, keys, 1.0 / tau, mode, positions, len(sizes), basis, sigma)
     sums = _native.forward_sums(prep, keys[:, 0].contiguous(), 1.0 / tau, mode, grid)
     perturbed = perturbed_positions(keys, b, k, positions, basis, sigma, prep.dtype, _native.uniforms)
     return read_out(sums, perturbed, segments, grid, sizes)
@@ -208,12 +208,12 @@ def native_backward_chunk(grad_x: Tensor, prep: Tensor, keys: Tensor, tau: float
                           segments: Tensor, total: Tensor, index: Tensor, g: Tensor, inner: Tensor, scale: float,
                           mode: str, grid: tuple[int, ...] | None, sizes: tuple[int, ...], basis: str,
                           sigma: float, want_points: bool = False) -> Tensor | None:
-    """:func:`backward_chunk` with the per-cell work in the native CPU kernel (:mod:`._native`); on a point set all
-    of it (the relaxed samples are made only for the points' gradient, ``want_points``)."""
+    """:func:`backward_chunk` with the per-cell work in the native CPU kernel (:mod:`._native`); on a point set or a
+    1D grid all of it (the relaxed samples are made only for the points' gradient, ``want_points``)."""
     b, k, _ = prep.shape
-    if grid is None:
-        r = _native.point_backward(grad_x, prep, keys, 1.0 / tau, mode, positions, len(sizes), sigma, total, index,
-                                   g, inner, scale, want_points)
+    if grid is None or len(grid) == 1:
+        r = _native.point_backward(grad_x, prep, keys, 1.0 / tau, mode, positions, len(sizes), basis, sigma, total,
+                                   index, g, inner, scale, want_points)
         return None if r is None else torch.einsum("cbkn,cbkd->bnd", r, g)
     terms = axis_terms(keys, b, k, positions, segments, index, g, basis, sigma, prep.dtype, _native.uniforms)
     terms[..., : sizes[0]] -= inner
@@ -232,8 +232,8 @@ class SamplingArgmaxFunction(torch.autograd.Function):
         positions, segments, sizes = layout(grid, points, x)
         keys = sample_keys(seed, num_samples, x.device)
         prep = prepare(x, tau, gumbel, mode)
-        if kind == "native":  # per-axis outputs on a grid, (C, B, K, d) on points: chunks of many samples
-            chunk = num_samples if grid is None else chunk_size(x, num_samples, positions.shape[-1])
+        if kind == "native":  # per-axis outputs on a grid, (C, B, K, d) on points and 1D: chunks of many samples
+            chunk = num_samples if grid is None or len(grid) == 1 else chunk_size(x, num_samples, positions.shape[-1])
             run = functools.partial(native_forward_chunk, prep, tau=tau)
         else:
             chunk = chunk_size(x, num_samples)
@@ -271,8 +271,8 @@ class SamplingArgmaxFunction(torch.autograd.Function):
         grad_x = torch.zeros_like(x)
         grad_points = torch.zeros_like(points) if want_points else None
         if kind == "native":  # on points, map-sized output only for the points' gradient (the relaxed samples)
-            chunk = chunk_size(x, num_samples, positions.shape[-1]) if grid is not None else \
-                chunk_size(x, num_samples) if want_points else num_samples
+            chunk = chunk_size(x, num_samples) if want_points else num_samples if grid is None or len(grid) == 1 \
+                else chunk_size(x, num_samples, positions.shape[-1])
             run = functools.partial(native_backward_chunk, grad_x, prep, tau=tau, scale=scale,
                                     want_points=want_points)
         else:

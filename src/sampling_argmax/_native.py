@@ -4,11 +4,12 @@ The expensive part of a sampling call is per cell and sample: hash the counter i
 an exponential ``E = -log u``, relax (``w = pi' / E`` at tau = 1, ``w = exp(prep - log(E) / tau)`` in the
 "bounded" form, see :mod:`._chunked`) and sum ``w`` into the per-axis marginals (forward) or into the
 gradient (backward). Eagerly that is ~20 tensor passes per cell-sample; here it is one loop over a map row
-that the C compiler vectorizes, with the map row and its gradient row in the cache for all S samples. On a grid
-the per-axis work (basis offsets, anchors, read-out; S x (W + H [+ D]) values per map) stays in torch; on a point
-set, where it is as large as the map (a Gaussian offset per point and axis), the kernel does it too: forward
-returns the read-out, backward regenerates the offsets (``sqrt(-2 log u1) cos(2 pi u2)``, the cosine a folded
-Taylor polynomial) and accumulates the gradient, and no (S, B, K, d N) tensor is made.
+that the C compiler vectorizes, with the map row and its gradient row in the cache for all S samples. On 2D and
+3D grids the per-axis work (basis offsets, anchors, read-out; S x (W + H [+ D]) values per map) stays in torch; on
+a point set and a 1D grid (OCT's columns), where it is as large as the map (an offset per point or cell and axis),
+the kernel does it too: forward returns the read-out, backward regenerates the offsets (the bases'
+``from_uniforms``; the Gaussian's ``sqrt(-2 log u1) cos(2 pi u2)`` with the cosine a folded Taylor polynomial) and
+accumulates the gradient, and no (S, B, K, d N) tensor is made.
 
 Build: ``cc -O3 -march=native -fopenmp-simd -shared`` of the source below (~2 s on the 2-core CI machine; no
 torch headers), kept in :func:`cache_dir` under a hash of the source, flags, compiler and processor, so later
@@ -223,30 +224,38 @@ void backward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, i
 """
 
 
-# Point sets (Gaussian basis): per map row r = (b, k) and sample c, the relaxed weights w of the N points, then per
-# axis a the offsets eps = sigma sqrt(-2 log u1) cos(2 pi u2) of the counters r d N + a N + n (streams 1 and 2, as
-# in :func:`._chunked.perturbed_positions`) and the anchored read-out -- no (C, B, K, d N) tensor in torch.
+# Point sets and 1D grids (one index per map row): per row r = (b, k) and sample c, the relaxed weights w of the N
+# points or cells, then per axis a the basis offsets of the counters r d N + a N + n (streams 1 and 2, as in
+# :func:`._chunked.perturbed_positions`) and the anchored read-out -- no (C, B, K, d N) tensor in torch.
 _OFFSETS = r"""
-static void offsets_{sfx}(uint32_t key1, uint32_t key2, uint32_t base, int64_t N, {real} sigma, {real}* eps) {{
-    #pragma omp simd
-    for (int64_t n = 0; n < N; n++) {{
-        {real} u1 = (({real})((mix(base + (uint32_t)n, key1) >> 9) & 0x7FFFFFu) + ({real})0.5)
-                    * ({real})1.1920928955078125e-7;
-        {real} u2 = (({real})((mix(base + (uint32_t)n, key2) >> 9) & 0x7FFFFFu) + ({real})0.5)
-                    * ({real})1.1920928955078125e-7;
-        eps[n] = sqrt_{sfx}(({real})-2 * log_{sfx}(u1)) * cos2pi_{sfx}(u2) * sigma;
+static void offsets_{sfx}(int64_t basis, uint32_t key1, uint32_t key2, uint32_t base, int64_t N, {real} sigma,
+                          {real}* eps) {{  /* basis 0 uniform, 1 triangular, 2 Gaussian (bases.py's from_uniforms) */
+#define UNIFORM(key) ((({real})((mix(base + (uint32_t)n, key) >> 9) & 0x7FFFFFu) + ({real})0.5) \
+                      * ({real})1.1920928955078125e-7)
+    if (basis == 0) {{
+        #pragma omp simd
+        for (int64_t n = 0; n < N; n++) eps[n] = UNIFORM(key1) - ({real})0.5;
+    }} else if (basis == 1) {{
+        #pragma omp simd
+        for (int64_t n = 0; n < N; n++) eps[n] = (UNIFORM(key1) + UNIFORM(key2)) - ({real})1;
+    }} else {{
+        #pragma omp simd
+        for (int64_t n = 0; n < N; n++)
+            eps[n] = sqrt_{sfx}(({real})-2 * log_{sfx}(UNIFORM(key1))) * cos2pi_{sfx}(UNIFORM(key2)) * sigma;
     }}
+#undef UNIFORM
 }}
 """
 
 _POINT_KERNELS = r"""
 void point_forward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, int64_t R, int64_t r0,
-                                int64_t r1, int64_t N, int64_t d, int64_t K, const {real}* pos, {real} sigma,
-                                {real} inv_tau, {real}* relative, {real}* anchor, int64_t* index, {real}* total) {{
+                                int64_t r1, int64_t N, int64_t d, int64_t K, const {real}* pos, int64_t stride,
+                                int64_t basis, {real} sigma, {real} inv_tau, {real}* relative, {real}* anchor,
+                                int64_t* index, {real}* total) {{
     {real}* w = ({real}*)malloc(sizeof({real}) * 2 * N);
     {real}* eps = w + N;
     for (int64_t r = r0; r < r1; r++) {{
-        const {real}* p = pos + (r / K) * d * N;
+        const {real}* p = pos + (r / K) * stride;
         for (int64_t c = 0; c < C; c++) {{
             const uint32_t* key = (const uint32_t*)keys + 3 * c;
             weights_{mode}_{sfx}(prep + r * N, (uint32_t)(r * N), key[0], N, inv_tau, w);
@@ -260,7 +269,7 @@ void point_forward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t
             while (w[best] != top) best++;  /* the first maximum, as torch's argmax */
             const int64_t o = c * R + r;
             for (int64_t a = 0; a < d; a++) {{
-                offsets_{sfx}(key[1], key[2], (uint32_t)((r * d + a) * N), N, sigma, eps);
+                offsets_{sfx}(basis, key[1], key[2], (uint32_t)((r * d + a) * N), N, sigma, eps);
                 const {real}* pa = p + a * N;
                 const {real} anc = pa[best] + eps[best];
                 double acc = 0;
@@ -277,14 +286,14 @@ void point_forward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t
 }}
 
 void point_backward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_t C, int64_t R, int64_t r0,
-                                 int64_t r1, int64_t N, int64_t d, int64_t K, const {real}* pos, {real} sigma,
-                                 {real} inv_tau, const {real}* total, const int64_t* index, const {real}* g,
+                                 int64_t r1, int64_t N, int64_t d, int64_t K, const {real}* pos, int64_t stride,
+                                 int64_t basis, {real} sigma, {real} inv_tau, const {real}* total, const int64_t* index, const {real}* g,
                                  const {real}* inner, {real} scale, {real}* grad, {real}* relaxed) {{
     {real}* w = ({real}*)malloc(sizeof({real}) * 3 * N);
     {real}* eps = w + N;
     {real}* t = w + 2 * N;
     for (int64_t r = r0; r < r1; r++) {{
-        const {real}* p = pos + (r / K) * d * N;
+        const {real}* p = pos + (r / K) * stride;
         {real}* gr = grad + r * N;
         for (int64_t c = 0; c < C; c++) {{
             const uint32_t* key = (const uint32_t*)keys + 3 * c;
@@ -292,7 +301,7 @@ void point_backward_{mode}_{sfx}(const {real}* prep, const int32_t* keys, int64_
             weights_{mode}_{sfx}(prep + r * N, (uint32_t)(r * N), key[0], N, inv_tau, w);
             for (int64_t n = 0; n < N; n++) t[n] = -inner[o];
             for (int64_t a = 0; a < d; a++) {{
-                offsets_{sfx}(key[1], key[2], (uint32_t)((r * d + a) * N), N, sigma, eps);
+                offsets_{sfx}(basis, key[1], key[2], (uint32_t)((r * d + a) * N), N, sigma, eps);
                 const {real}* pa = p + a * N;
                 const {real} anc = pa[best] + eps[best], ga = g[o * d + a];
                 #pragma omp simd
@@ -426,11 +435,11 @@ def _declare(library):
             bwd.argtypes = [vp, i32p, i64, i64, i64, i64, i64, i64, i64, i64, real, vp, vp, real, vp]
             bwd.restype = None
             fwd = getattr(library, f"point_forward_{mode}_{sfx}")
-            fwd.argtypes = [vp, i32p, i64, i64, i64, i64, i64, i64, i64, vp, real, real, vp, vp, vp, vp]
+            fwd.argtypes = [vp, i32p, i64, i64, i64, i64, i64, i64, i64, vp, i64, i64, real, real, vp, vp, vp, vp]
             fwd.restype = None
             bwd = getattr(library, f"point_backward_{mode}_{sfx}")
-            bwd.argtypes = [vp, i32p, i64, i64, i64, i64, i64, i64, i64, vp, real, real, vp, vp, vp, vp, real, vp,
-                            vp]
+            bwd.argtypes = [vp, i32p, i64, i64, i64, i64, i64, i64, i64, vp, i64, i64, real, real, vp, vp, vp, vp,
+                            real, vp, vp]
             bwd.restype = None
     return library
 
@@ -510,40 +519,53 @@ def backward_accumulate(grad: Tensor, prep: Tensor, keys: Tensor, inv_tau: float
                                                     _ptr(total), _ptr(terms), scale, _ptr(grad)))
 
 
+BASIS_CODES = {"uniform": 0, "triangular": 1, "gaussian": 2}
+
+
+def _point_layout(positions: Tensor) -> tuple[Tensor, int]:
+    """Positions as the kernel reads them and their batch stride: (B, 1, d N) of a point set (stride d N), or the
+    (W,) cell positions of a 1D grid, shared by the batch (stride 0)."""
+    return positions.contiguous(), positions.shape[-1] if positions.dim() == 3 else 0
+
+
 def point_forward(prep: Tensor, keys: Tensor, inv_tau: float, mode: str, positions: Tensor, dims: int,
-                  sigma: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The whole forward of samples ``keys`` (C, STREAMS) on a point set with the Gaussian basis: ``prep`` (B, K, N),
-    ``positions`` (B, 1, d N) as :func:`._chunked.layout` lays them out -> :func:`._chunked.read_out`'s anchored
-    read-out and anchors (C, B, K, d), anchor index into d N (C, B, K, d; int64) and totals (C, B, K, 1)."""
+                  basis: str, sigma: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The whole forward of samples ``keys`` (C, STREAMS) over one index per map row -- a point set, or a 1D grid
+    (a point set of d = 1 at 0..W-1) -- with ``prep`` (B, K, N) and ``positions`` as :func:`._chunked.layout` lays
+    them out: (B, 1, d N) or (W,). Returns :func:`._chunked.read_out`'s anchored read-out and anchors (C, B, K, d),
+    anchor index into d N (C, B, K, d; int64) and totals (C, B, K, 1)."""
     lib = library()
     b, k, n = prep.shape
     c, rows = keys.shape[0], b * k
-    keys, positions = keys.contiguous(), positions.contiguous()
+    keys = keys.contiguous()
+    positions, stride = _point_layout(positions)
     relative, anchor = prep.new_empty(c, b, k, dims), prep.new_empty(c, b, k, dims)
     index, total = torch.empty(c, b, k, dims, dtype=torch.int64), prep.new_empty(c, b, k, 1)
     fn = getattr(lib, f"point_forward_{mode}_{DTYPES[prep.dtype]}")
     key_ptr = ctypes.cast(keys.data_ptr(), ctypes.POINTER(ctypes.c_int32))
     _parallel(rows, c * rows * n * (1 + dims), lambda r0, r1: fn(
-        _ptr(prep), key_ptr, c, rows, r0, r1, n, dims, k, _ptr(positions), sigma, inv_tau, _ptr(relative),
-        _ptr(anchor), _ptr(index), _ptr(total)))
+        _ptr(prep), key_ptr, c, rows, r0, r1, n, dims, k, _ptr(positions), stride,
+        BASIS_CODES[basis], sigma, inv_tau, _ptr(relative), _ptr(anchor), _ptr(index), _ptr(total)))
     return relative, anchor, index, total
 
 
 def point_backward(grad: Tensor, prep: Tensor, keys: Tensor, inv_tau: float, mode: str, positions: Tensor,
-                   dims: int, sigma: float, total: Tensor, index: Tensor, g: Tensor, inner: Tensor, scale: float,
-                   want_relaxed: bool) -> Tensor | None:
-    """``grad (B, K, N) += scale * sum_c r_c * (v_c - inner_c)`` on a point set (see :mod:`._chunked`), the offsets
-    regenerated here; ``total``, ``index`` from :func:`point_forward`, ``g`` (C, B, K, d) the output gradient,
-    ``inner`` (C, B, K, 1). Returns the relaxed samples r (C, B, K, N) when ``want_relaxed`` (the points' gradient)."""
+                   dims: int, basis: str, sigma: float, total: Tensor, index: Tensor, g: Tensor, inner: Tensor,
+                   scale: float, want_relaxed: bool) -> Tensor | None:
+    """``grad (B, K, N) += scale * sum_c r_c * (v_c - inner_c)`` over one index per map row (see
+    :func:`point_forward` and :mod:`._chunked`), the offsets regenerated here; ``total``, ``index`` from
+    :func:`point_forward`, ``g`` (C, B, K, d) the output gradient, ``inner`` (C, B, K, 1). Returns the relaxed
+    samples r (C, B, K, N) when ``want_relaxed`` (the points' gradient)."""
     lib = library()
     b, k, n = prep.shape
     c, rows = keys.shape[0], b * k
-    keys, positions = keys.contiguous(), positions.contiguous()
+    keys = keys.contiguous()
+    positions, stride = _point_layout(positions)
     total, index, g, inner = (t.contiguous() for t in (total, index, g, inner))
     relaxed = prep.new_empty(c, b, k, n) if want_relaxed else None
     fn = getattr(lib, f"point_backward_{mode}_{DTYPES[prep.dtype]}")
     key_ptr = ctypes.cast(keys.data_ptr(), ctypes.POINTER(ctypes.c_int32))
     _parallel(rows, c * rows * n * (1 + dims), lambda r0, r1: fn(
-        _ptr(prep), key_ptr, c, rows, r0, r1, n, dims, k, _ptr(positions), sigma, inv_tau, _ptr(total),
-        _ptr(index), _ptr(g), _ptr(inner), scale, _ptr(grad), _ptr(relaxed)))
+        _ptr(prep), key_ptr, c, rows, r0, r1, n, dims, k, _ptr(positions), stride, BASIS_CODES[basis], sigma,
+        inv_tau, _ptr(total), _ptr(index), _ptr(g), _ptr(inner), scale, _ptr(grad), _ptr(relaxed)))
     return relaxed

@@ -204,8 +204,10 @@ def test_native_uniforms_are_the_noise_protocol_bits(native):
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.7, 2.0], ids=["one", "bounded", "bounded-hot"])
-@pytest.mark.parametrize("grid,basis,gumbel", [((37,), "gaussian", "paper"), ((6, 37), "triangular", "authors"),
-                                               ((3, 4, 21), "uniform", "paper")], ids=["1d", "2d", "3d"])
+@pytest.mark.parametrize("grid,basis,gumbel", [((37,), "gaussian", "paper"), ((41,), "uniform", "authors"),
+                                               ((37,), "triangular", "paper"), ((6, 37), "triangular", "authors"),
+                                               ((3, 4, 21), "uniform", "paper")],
+                         ids=["1d-gaussian", "1d-uniform", "1d-triangular", "2d", "3d"])
 def test_native_equals_reference(native, grid, basis, gumbel, tau):
     # rows of 37/21 cells: the vector loop's body and its remainder
     logits = torch.randn(2, 3, *grid, generator=torch.Generator().manual_seed(1)) * 2
