@@ -26,7 +26,7 @@ task: the first step (cold) and the median of ``--warm`` later steps (warm), eac
 CPU time, and their ratios sampling / Soft; the two methods' processes alternate (Soft, sampling, Soft, ...)
 ``--runs`` times and the ratios are medians over runs. After the first step the sampling method's process
 builds the native CPU kernel (what "auto" does by itself once a process's eager calls have paid for it, after
-2^26 cell-samples: e.g. 20 steps of the synthetic task, 2 of COCO; the build time is printed) and runs one
+2^23 cell-samples: e.g. 5 steps of the synthetic task, 1 of COCO; the build time is printed) and runs one
 untimed step, so warm is the steady state of a training run. One intra-op thread by default (``--threads``).
 """
 

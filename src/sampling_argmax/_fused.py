@@ -3,10 +3,11 @@ chunk functions of :mod:`._chunked` through ``torch.compile`` (Triton) on other 
 
 **CPU**: :mod:`._native`, a C loop that the system's C compiler builds in about 2 s, then cached (inductor
 took 40-45 s per process from an empty cache on the 2-core CI machine, and printed a CUDA warning there).
-"auto" does not build it for the first calls of a process: it runs the eager chunk functions until the eager
-time spent would have paid for the build (``BUILD_AFTER_CELL_SAMPLES`` cell-samples, from the measured build
-time and eager-minus-native cost per cell-sample; the "ski rental" rule, at most twice the better choice in
-hindsight), then builds and stays native. A build that an earlier process left in the cache
+"auto" does not build it for the first calls of a process: it runs the eager chunk functions until they have
+cost about an eighth of a build (``BUILD_AFTER_CELL_SAMPLES`` cell-samples at the measured eager-minus-native cost per
+cell-sample), then builds (or loads) the kernel and stays native. The build is paid once per machine (cached), the
+eager calls by every process, so the rent is kept short: a few predictions or a doc example never build, a
+training run switches within its first steps. A build that an earlier process left in the cache
 (:func:`._native.cache_dir`) makes that build instant, but "auto" still runs the same first calls eagerly: so
 which path a call takes depends on the process's own calls only, never on the cache, and a seeded run gives
 the same numbers whether or not the cache was filled (eager and native agree to float rounding only). The
@@ -39,11 +40,14 @@ from . import _native
 #: "auto" on CUDA uses the compiled path from this many cell-samples (S x B x K x cells) per call, 2^20 (the
 #: synthetic task's batch, 32 x 3 x 24 x 24 at S = 30, is 1.7e6). Not measured on a GPU here.
 FUSED_MIN_CELL_SAMPLES = 2**20
-#: "auto" on CPU builds the native kernel once a process's eager calls have processed this many cell-samples,
-#: 2^26 = 6.7e7: the kernel's build (~2 s on the 2-core CI machine) over the eager path's extra cost per
-#: cell-sample (forward + backward at tau = 0.5-2: ~30 ns eager, ~2-5 ns native, measured at the COCO shape
-#: with benchmarks/operator.py, one thread). The synthetic task's first 20 training steps stay eager.
-BUILD_AFTER_CELL_SAMPLES = 2**26
+#: "auto" on CPU builds (or loads) the native kernel once a process's eager calls have processed this many
+#: cell-samples, 2^23 = 8.4e6: at the eager path's extra cost per cell-sample (forward + backward at tau = 0.5-2:
+#: ~30 ns eager against ~2-5 ns native at the COCO shape, benchmarks/operator.py, one thread) about 0.25 s, an
+#: eighth of the build (~2 s on the 2-core CI machine, once per machine). The synthetic task's first 5 training
+#: steps stay eager; a COCO-sized call (3.7e7) builds at once. (It was 2^26 -- the build's full cost, the "ski
+#: rental" rule -- which charged every process the rent of a build that only the first one pays: the cold `fit` of
+#: the synthetic task at 1.15x Soft's wall time, docs/performance.md.)
+BUILD_AFTER_CELL_SAMPLES = 2**23
 #: A point-set cell-sample counts this many times towards that rent: eagerly it also draws a Gaussian offset per
 #: point and axis and reads out on tensors of that size, ~150 ns per cell-sample more than native against ~30 on a
 #: grid (KeypointNet's 8 x 19 x 2048 points in 3D, S = 30: benchmarks/operator.py --tasks keypointnet).
