@@ -21,6 +21,8 @@ import os
 import torch
 from torch import Tensor
 
+from ._noise import MAX_COUNTER
+
 GUMBEL_MODES = ("paper", "authors")
 IMPLEMENTATIONS = ("auto", "fused", "chunked", "reference")
 REDUCTIONS = ("none", "mean", "sum")
@@ -271,6 +273,11 @@ def check_sampling_budget(logits: Tensor, num_samples: int, length: int, dims: i
             f"cell-samples (S x B x K x cells), more than MAX_CELL_SAMPLES = 2^40 ~ 1.1e12 (~8 h per CPU core "
             f"at the measured 3.7e7/s); use fewer samples (the paper uses <= 30) or split the batch"
         )
+    counters = b * k * max(m, length)  # the noise's per-sample cell counter (Gumbel noise: B K M; offsets: B K L)
+    if counters > MAX_COUNTER:
+        raise ValueError(
+            f"logits of shape {tuple(logits.shape)} need {counters:.3g} noise counters per sample (B x K x "
+            f"max(cells, offsets)), more than 2^32: the counter-based noise would repeat; split the batch")
     item = torch.finfo(logits.dtype).bits // 8 if logits.is_floating_point() else 4
     map_bytes = b * k * m * item
     per_sample = b * k * (length + dims) * item

@@ -408,3 +408,14 @@ def test_the_budget_check_does_not_touch_sensible_calls():
 
     check_sampling_budget(torch.empty(32, 17, 64 * 48), 30, 64 + 48, 2, False, 8 * 2**20)
     check_sampling_budget(torch.empty(16, 18, 64**3), 10, 3 * 64, 3, True, 8 * 2**20)  # Human3.6M, chunked
+
+
+@pytest.mark.parametrize("shape,length", [((2, 1, 2**31 + 1), 1), ((2, 2, 2**20), 2**30 + 1)],
+                         ids=["gumbel-noise", "offsets"])
+def test_more_noise_counters_than_the_hash_has_are_refused(shape, length):
+    # the per-sample counter of the noise is 32-bit (B K M for the Gumbel noise, B K L for the offsets): beyond 2^32
+    # the noise would repeat silently; shapes only (meta tensors), checked before anything is allocated
+    from sampling_argmax._checks import check_sampling_budget
+
+    with pytest.raises(ValueError, match=r"noise counters per sample .* more than 2\^32: .* split the batch"):
+        check_sampling_budget(torch.empty(shape, device="meta"), 1, length, 1, True, 8 * 2**20)
