@@ -296,13 +296,18 @@ def test_small_temperatures_run_the_eager_chunk_functions(native):
     assert _fused.kind(logits.half(), "one") == "eager"
 
 
-def test_auto_builds_the_kernel_once_eager_calls_paid_for_it(monkeypatch, tmp_path):
-    # the ski-rental rule: eager until BUILD_AFTER_CELL_SAMPLES cell-samples, then build and stay native
+@pytest.fixture
+def unbuilt(monkeypatch, tmp_path):
+    """A process that has built nothing and run nothing eagerly yet, with an empty kernel cache."""
     monkeypatch.delenv("SAMPLING_ARGMAX_FUSED", raising=False)
-    monkeypatch.setenv("SAMPLING_ARGMAX_CACHE_DIR", str(tmp_path / "cache"))  # nothing built yet
+    monkeypatch.setenv("SAMPLING_ARGMAX_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(_native, "_library", [])
     monkeypatch.setattr(_native, "_failure", [])
     monkeypatch.setattr(_fused, "_eager_cell_samples", [0])
+
+
+def test_auto_builds_the_kernel_once_eager_calls_paid_for_it(unbuilt, monkeypatch, tmp_path):
+    # eager until BUILD_AFTER_CELL_SAMPLES cell-samples, then build and stay native
     logits = torch.randn(2, 3, 6, 5)  # 180 cells: 900 cell-samples per call of S = 5
     monkeypatch.setattr(_fused, "BUILD_AFTER_CELL_SAMPLES", 2 * 900)
     calls = []
@@ -326,13 +331,8 @@ def test_auto_builds_the_kernel_once_eager_calls_paid_for_it(monkeypatch, tmp_pa
     assert len(calls) == 2 and built.stat().st_mtime_ns == stamp
 
 
-def test_point_sets_pay_the_rent_faster(monkeypatch, tmp_path):
+def test_point_sets_pay_the_rent_faster(unbuilt, monkeypatch):
     # an eager point-set cell-sample costs ~5x a grid's (offsets per point and axis): the build comes 5x sooner
-    monkeypatch.delenv("SAMPLING_ARGMAX_FUSED", raising=False)
-    monkeypatch.setenv("SAMPLING_ARGMAX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(_native, "_library", [])
-    monkeypatch.setattr(_native, "_failure", [])
-    monkeypatch.setattr(_fused, "_eager_cell_samples", [0])
     monkeypatch.setattr(_fused, "BUILD_AFTER_CELL_SAMPLES", 5 * 900)  # a grid would take 6 such calls
     logits, points = torch.randn(2, 3, 30), torch.rand(2, 30, 3)  # 900 cell-samples per call of S = 5
     sampling_argmax_points(logits, points, 5)
