@@ -101,10 +101,16 @@ def map_statistics(checkpoint: Path) -> tuple[dict[str, float], tuple[np.ndarray
 
 def main(report: Path) -> str:
     order = {name: i for i, name in enumerate(METHODS)}
-    checkpoints = sorted(report.glob("runs/*/seed*/checkpoints/last.ckpt"),
-                         key=lambda c: (order.get(c.parents[2].name, len(order)), c.parents[2].name, str(c)))
+    found = sorted(report.glob("runs/*/seed*/checkpoints/last.ckpt"),
+                   key=lambda c: (order.get(c.parents[2].name, len(order)), c.parents[2].name, str(c)))
+    # a run is finished once compare wrote its result.json; before that last.ckpt holds mid-training weights
+    checkpoints = [c for c in found if (c.parents[1] / "result.json").is_file()]
+    unfinished = [f"{c.parents[2].name}/{c.parents[1].name}" for c in found if c not in checkpoints]
+    if unfinished:
+        print(f"left out (unfinished, no result.json): {', '.join(unfinished)}", file=sys.stderr)
     if not checkpoints:
-        raise SystemExit(f"no runs/<method>/seed<s>/checkpoints/last.ckpt under {report}; run `sampling-argmax compare` first")
+        raise SystemExit(f"no finished run (runs/<method>/seed<s>/ with result.json and checkpoints/last.ckpt) under "
+                         f"{report}; run `sampling-argmax compare --out {report}` first (with --resume to finish one)")
     per_method: dict[str, list[dict[str, float]]] = defaultdict(list)
     points: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     for checkpoint in checkpoints:

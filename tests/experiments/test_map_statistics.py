@@ -45,3 +45,30 @@ def test_flat_map_counts_every_cell_and_bad_fraction_is_named():
     assert map_statistics.count_modes(torch.zeros(2, 1, 6, 6)).tolist() == [[36.0], [36.0]]
     with pytest.raises(ValueError, match="fraction"):
         map_statistics.count_modes(torch.zeros(1, 1, 4, 4), fraction=0.0)
+
+
+def test_report_reads_finished_runs_only(tmp_path, monkeypatch, capsys):
+    # an unfinished run (checkpoints, no result.json) holds mid-training weights: it must not enter the table
+    for method, seed, finished in [("soft", 0, True), ("soft", 1, False), ("samp_gau", 0, True)]:
+        run = tmp_path / "runs" / method / f"seed{seed}"
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+        if finished:
+            (run / "result.json").write_text("{}")
+    read = []
+
+    def fake(checkpoint):
+        read.append(f"{checkpoint.parents[2].name}/{checkpoint.parents[1].name}")
+        stats = {name: float(len(read)) for name in map_statistics.METRICS}
+        return stats, (torch.zeros(1).numpy(), torch.zeros(1).numpy())
+
+    monkeypatch.setattr(map_statistics, "map_statistics", fake)
+    monkeypatch.setattr(map_statistics, "plot_calibration", lambda points, path: None)
+    text = map_statistics.main(tmp_path)
+    assert sorted(read) == ["samp_gau/seed0", "soft/seed0"]
+    assert "soft/seed1" in capsys.readouterr().err
+    assert "1 seed(s)" in text
+    (tmp_path / "runs" / "soft" / "seed0" / "result.json").unlink()
+    (tmp_path / "runs" / "samp_gau" / "seed0" / "result.json").unlink()
+    with pytest.raises(SystemExit, match="no finished run"):
+        map_statistics.main(tmp_path)
